@@ -1,0 +1,111 @@
+"""The only reader and writer of cbm artefacts: ``config.json`` + ``*.safetensors``.
+
+Every write goes to a temporary file in the same directory and is renamed into place,
+so an interrupted run never leaves a half-written file that a later run reads as
+valid. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbm.exceptions import ArtefactError
+
+SCHEMA_VERSION = 1
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (UTF-8, indented, keys in insertion order)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    _atomic_write_bytes(Path(path), (text + "\n").encode("utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, with an error that names the file when it is not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtefactError(f"{path} does not exist or is not a file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtefactError(f"{path} is not valid UTF-8 JSON: {err}") from err
+
+
+def write_arrays(
+    path: str | Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write numpy arrays to a safetensors file atomically."""
+    from safetensors.numpy import save
+
+    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    _atomic_write_bytes(Path(path), save(contiguous, metadata=dict(metadata or {})))
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of a safetensors file; refuses anything else (e.g. a pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtefactError(f"{path} does not exist or is not a file")
+    try:
+        return dict(load_file(str(path)))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ArtefactError(
+            f"{path} is not a valid safetensors file ({err}); cbm never loads pickles, "
+            "so files written by torch.save or pickle are refused"
+        ) from err
+
+
+def check_config(config: Any, kind: str, path: Path) -> dict[str, Any]:
+    """Validate the header of an artefact's ``config.json``."""
+    if not isinstance(config, dict):
+        raise ArtefactError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    found = config.get("kind")
+    if found != kind:
+        raise ArtefactError(f"{path}: expected an artefact of kind {kind!r}, found {found!r}")
+    version = config.get("schema_version")
+    if not isinstance(version, int):
+        raise ArtefactError(f"{path}: missing integer 'schema_version'")
+    if version > SCHEMA_VERSION:
+        raise ArtefactError(
+            f"{path}: schema version {version} is newer than this cbm understands "
+            f"({SCHEMA_VERSION}); upgrade cbm-workbench to read it"
+        )
+    return config
+
+
+def expect_array(
+    arrays: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...], path: Path
+) -> np.ndarray:
+    """Fetch one array and check its shape against the config."""
+    if name not in arrays:
+        raise ArtefactError(f"{path}: missing tensor {name!r} (found: {', '.join(sorted(arrays))})")
+    arr = arrays[name]
+    if tuple(arr.shape) != tuple(shape):
+        raise ArtefactError(
+            f"{path}: tensor {name!r} has shape {tuple(arr.shape)}, but config.json implies {shape}"
+        )
+    return arr
