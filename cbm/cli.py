@@ -204,5 +204,19 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A saved model directory
     console.print(f"metrics: {json.dumps(model.metrics, indent=2)}")
 
 
+# Commands of each topic live in their own module (cbm/cli_<topic>.py) exposing
+# ``register(app)``; list the module here, one line each.
+_EXTENSIONS: tuple[str, ...] = ()
+
+
+def _register_extensions() -> None:
+    import importlib
+
+    for name in _EXTENSIONS:
+        importlib.import_module(name).register(app)
+
+
+_register_extensions()
+
 if __name__ == "__main__":  # pragma: no cover
     app()
