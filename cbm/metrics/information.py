@@ -156,7 +156,7 @@ def information_audit(
     embeddings: np.ndarray,
     scores: np.ndarray,
     y: np.ndarray,
-    ranking: Sequence[int] | None = None,
+    ranking: Sequence[int] | np.ndarray | None = None,
     ks: Sequence[int] = (1, 3, 5, 10),
     seed: int = 0,
     Cs: Sequence[float] = (1e-4, 0.01, 0.1, 1.0, 10.0),
