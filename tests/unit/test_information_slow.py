@@ -5,7 +5,14 @@ import pytest
 from scipy.special import logsumexp
 
 from cbm.metrics.information import mutual_information_lower_bound
-from tests.unit.test_information import binary_symmetric_channel
+
+
+def binary_symmetric_channel(n: int, p: float, seed: int):
+    """Y a fair bit, X = Y flipped with probability p: I = ln 2 - H(p) exactly."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = np.where(rng.random(n) < p, 1 - y, y).astype(float)[:, None]
+    return x, y, np.log(2) + p * np.log(p) + (1 - p) * np.log(1 - p)
 
 
 def gaussian_classes(n: int, k: int, d: int, sep: float, seed: int):
