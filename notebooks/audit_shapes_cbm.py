@@ -37,7 +37,7 @@ import os
 N_TRAIN = 2000  # training images
 N_TEST = 1000  # test images
 N_MAPS = 200  # test images with activation maps
-UPSCALE = 2  # enlarge images before the image tower for a 4 x 4 map grid
+UPSCALE = 1  # >1 enlarges images before the tower for a finer (but off-scale) grid
 TARGET_NEC = 5.0  # concepts per class the head may use
 SEED = 0
 TOP_K = (1, 3, 5)  # top-concept subsets in the information audit

@@ -58,7 +58,8 @@ def to_markdown(
             "",
             "`effective_concepts_*`: concepts that carry 95% of each decision's |logit| "
             "contributions. `random_bank_accuracy_at_nec`: the same L1 path on a random "
-            "bank of the same size, best head with NEC at most the model's.",
+            "bank of the same size, best head with NEC at most the model's; "
+            "`l1_path_accuracy_at_nec`: the same for the model's own concepts.",
             *_figure(figs, "accuracy_vs_nec", base),
             *_figure(figs, "reliability", base),
             *_figure(figs, "effective_concepts", base),
@@ -73,6 +74,7 @@ def to_markdown(
         out += ["", "## Importance vs true class-level frequency", "", table(report.importance)]
     if report.localisation is not None:
         out += ["", "## Localisation", "", table(report.localisation)]
+        out += _figure(figs, "localisation", base)
         out += _figure(figs, "concept_maps", base)
     if report.information is not None:
         out += [
@@ -88,9 +90,13 @@ def to_markdown(
     if report.leakage is not None:
         out += [
             "",
-            "## Leakage check (same NEC-targeted head on each score set)",
+            "## Leakage check: soft vs binarised (score > training mean) vs random bank",
             "",
             table(report.leakage),
+            "",
+            "`dense_*`: L2 logistic regression on all concepts; `*_at_nec`: best head of "
+            "the L1 path with NEC at most the model's. Soft far above binarised, with "
+            "binarised near random, means the head reads more than concept presence.",
         ]
     if report.skipped:
         out += ["", "## Skipped sections", ""]

@@ -90,7 +90,7 @@ def make_figures(report: AuditReport, out_dir: str | Path, dpi: int = 90) -> dic
 
     cq = report.concept_quality
     if cq is not None and "auroc" in cq:
-        fig, ax = plt.subplots(figsize=(6.0, 0.22 * len(cq) + 1.2))
+        fig, ax = plt.subplots(figsize=(6.0, 0.22 * len(cq) + 1.6))
         y = np.arange(len(cq))
         ax.barh(y - 0.2, cq["auroc"], height=0.4, label="AUROC")
         ax.barh(y + 0.2, cq["average_precision"], height=0.4, label="average precision")
@@ -105,8 +105,12 @@ def make_figures(report: AuditReport, out_dir: str | Path, dpi: int = 90) -> dic
         ax.set_yticks(y, cq["concept"], fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0.5, color="grey", lw=0.8, ls=":")
-        ax.set(xlim=(0, 1), xlabel="score vs ground truth", title="concept quality (test split)")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.set(
+            xlim=(0, 1),
+            xlabel="score vs ground truth",
+        )
+        ax.set_title("concept quality (test split)", pad=22)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
         save(fig, "concept_quality")
 
     if report.information is not None:
@@ -115,13 +119,43 @@ def make_figures(report: AuditReport, out_dir: str | Path, dpi: int = 90) -> dic
         x = np.arange(len(info))
         ax.bar(x, info["bits"], yerr=1.96 * info["se_bits"], capsize=4, edgecolor="k")
         for xi, (bits, frac) in enumerate(zip(info["bits"], info["fraction"], strict=True)):
-            ax.text(xi, bits, f"{frac:.0%}", ha="center", va="bottom", fontsize=8)
+            ax.text(
+                xi,
+                bits / 2,
+                f"{frac:.0%}\nof embedding",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+            )
         ax.set_xticks(x, info["features"], rotation=20, ha="right", fontsize=8)
         ax.set(
             ylabel="I(features; label), bits (lower bound)",
             title="label information kept (95% error bars)",
         )
         save(fig, "information")
+
+    loc = report.localisation
+    if loc is not None:
+        fig, ax = plt.subplots(figsize=(6.0, 0.22 * len(loc) + 1.6))
+        y = np.arange(len(loc))
+        ax.barh(y - 0.2, loc["pointing_game"], height=0.4, label="pointing game")
+        ax.barh(
+            y + 0.2,
+            loc["random_map_pointing"],
+            height=0.4,
+            color="grey",
+            label="random maps (chance)",
+        )
+        ax.set_yticks(y, loc["concept"], fontsize=8)
+        ax.invert_yaxis()
+        ax.set(
+            xlim=(0, 1),
+            xlabel="share of images whose map peak is on the concept",
+        )
+        ax.set_title(f"localisation ({loc['grid'].iloc[0]} grid)", pad=22)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+        save(fig, "localisation")
 
     if report.example_maps is not None and report.localisation is not None:
         save(_map_figure(plt, report), "concept_maps")

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from cbm.heads.sparse import SparseLinearHead
 from cbm.metrics import (
     accuracy,
     accuracy_at_nec,
     accuracy_nec_curve,
     balanced_accuracy,
+    binarise,
     class_concept_frequency,
     concept_activation_maps,
     concept_auroc,
@@ -150,7 +150,9 @@ def _ground_truth(
     report.importance = importance_alignment(model.weights, freq, model.class_names)
 
 
-def _localisation(model: ConceptBottleneckModel, data: AuditData, report: AuditReport) -> None:
+def _localisation(
+    model: ConceptBottleneckModel, data: AuditData, report: AuditReport, seed: int
+) -> None:
     if data.dense is None or data.masks is None:
         report.skipped["localisation"] = (
             "no per-location embeddings and concept masks (needs a backbone with "
@@ -159,10 +161,14 @@ def _localisation(model: ConceptBottleneckModel, data: AuditData, report: AuditR
         return
     maps = concept_activation_maps(data.dense, model.concept_embeddings)
     up = upsample_maps(maps, data.masks.shape[-2:])
+    # chance level: the same game played by random maps on the same grid
+    noise = np.random.default_rng(seed).random(maps.shape)
+    chance = pointing_game(upsample_maps(noise, data.masks.shape[-2:]), data.masks)
     report.localisation = pd.DataFrame(
         {
             "concept": list(model.bank.concepts),
             "pointing_game": pointing_game(up, data.masks),
+            "random_map_pointing": chance,
             "mask_iou": mask_iou(up, data.masks, threshold=0.5),
             "grid": f"{maps.shape[2]}x{maps.shape[3]}",
         }
@@ -199,19 +205,29 @@ def run_audit(
     with threadpool_limits(limits=1):
         contrib = _task(model, data, report)
         _ground_truth(model, data, contrib, report)
-        _localisation(model, data, report)
+        _localisation(model, data, report, seed)
         s_tr = model.concept_scores(data.train_embeddings)
         s_te = model.concept_scores(data.test_embeddings)
         r_tr, r_te = _random_scores(model, data, seed)
         ytr, yte = data.train_labels, data.test_labels
-        concept_curve = accuracy_nec_curve(s_tr, ytr, s_te, yte, Cs=nec_Cs, seed=seed)
-        random_curve = accuracy_nec_curve(r_tr, ytr, r_te, yte, Cs=nec_Cs, seed=seed)
+        curves = {
+            name: accuracy_nec_curve(a, ytr, b, yte, Cs=nec_Cs, seed=seed)
+            for name, (a, b) in {
+                "soft": (s_tr, s_te),
+                "binarised": (binarise(s_tr), binarise(s_te)),
+                "random": (r_tr, r_te),
+            }.items()
+        }
         report.nec_curve = pd.concat(
-            [concept_curve.assign(bank=model.bank.name), random_curve.assign(bank="random")],
+            [
+                curves["soft"].assign(bank=model.bank.name),
+                curves["binarised"].assign(bank=f"{model.bank.name}, binarised"),
+                curves["random"].assign(bank="random"),
+            ],
             ignore_index=True,
         )
-        report.task["random_bank_accuracy_at_nec"] = accuracy_at_nec(random_curve, model.nec)
-        report.task["concept_path_accuracy_at_nec"] = accuracy_at_nec(concept_curve, model.nec)
+        report.task["random_bank_accuracy_at_nec"] = accuracy_at_nec(curves["random"], model.nec)
+        report.task["l1_path_accuracy_at_nec"] = accuracy_at_nec(curves["soft"], model.nec)
         health = concept_health(s_te, names=model.bank.concepts)
         if report.concept_quality is None:
             report.concept_quality = health
@@ -221,14 +237,10 @@ def run_audit(
         report.information = information_audit(
             data.test_embeddings, s_te, yte, ranking=ranking, ks=top_k, seed=seed, Cs=mi_Cs
         )
-        nec_target = max(model.nec, 1.0)
-        report.leakage = leakage_check(
-            s_tr,
-            ytr,
-            s_te,
-            yte,
-            r_tr,
-            r_te,
-            make_head=lambda: SparseLinearHead(target_nec=nec_target, search_steps=6),
-        )
+        leak = leakage_check(s_tr, ytr, s_te, yte, r_tr, r_te)
+        leak = leak.rename(columns={"accuracy": "dense_accuracy", "gap_to_soft": "dense_gap"})
+        at_nec = np.array([accuracy_at_nec(curves[name], model.nec) for name in leak["scores"]])
+        leak["accuracy_at_nec"] = at_nec
+        leak["gap_at_nec"] = at_nec[0] - at_nec
+        report.leakage = leak
     return report

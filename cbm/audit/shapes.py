@@ -51,7 +51,7 @@ def shapes_audit_data(
     n_train: int = 2000,
     n_test: int = 1000,
     n_maps: int = 200,
-    upscale: int = 2,
+    upscale: int = 1,
     cache: EmbeddingCache | None = None,
 ) -> AuditData:
     """Embeddings, labels, concepts and masks of a shapes-world model's own world.

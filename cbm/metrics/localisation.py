@@ -9,7 +9,7 @@ concept?) and mask IoU (does the map's bright region overlap the concept?).
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation, zoom
+from scipy.ndimage import binary_dilation
 
 from cbm.exceptions import ConfigurationError, ValidationError
 
@@ -39,12 +39,30 @@ def concept_activation_maps(dense: np.ndarray, concept_embeddings: np.ndarray) -
     return np.einsum("nhwd,cd->nchw", d, t)
 
 
+def _interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation between cell centres, edges clamped."""
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    out = np.zeros((n_out, n_in))
+    np.add.at(out, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(out, (np.arange(n_out), hi), frac)
+    return out
+
+
 def upsample_maps(maps: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of ``(..., h, w)`` maps to ``size`` pixels (cell-centred)."""
+    """Bilinear upsampling of ``(..., h, w)`` maps to ``size`` pixels.
+
+    Cell-centred, as ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False)``; done as two small matrix products (separable), which is
+    far faster than a generic resampler on thousands of tiny maps.
+    """
     m = np.asarray(maps, np.float64)
     hw = (size, size) if isinstance(size, int) else size
-    factors = (1.0,) * (m.ndim - 2) + (hw[0] / m.shape[-2], hw[1] / m.shape[-1])
-    return zoom(m, factors, order=1, mode="nearest", grid_mode=True)
+    rows = _interpolation_matrix(hw[0], m.shape[-2])
+    cols = _interpolation_matrix(hw[1], m.shape[-1])
+    return np.einsum("Hh,...hw,Ww->...HW", rows, m, cols, optimize=True)
 
 
 def _check_maps(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

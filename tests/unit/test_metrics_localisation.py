@@ -61,3 +61,9 @@ def test_mask_iou_hand_computed():
 def test_mask_iou_of_constant_map_is_zero():
     masks = np.ones((1, 1, 2, 2), bool)
     assert mask_iou(np.zeros((1, 1, 2, 2)), masks)[0] == 0.0
+
+
+def test_upsample_maps_matches_bilinear_cell_centres():
+    # 2 -> 4 pixels: centres of the output sit at 0.25, 0.75 ... of the input cells
+    up = upsample_maps(np.array([[[[0.0, 4.0]]]]), (1, 4))
+    np.testing.assert_allclose(up[0, 0, 0], [0.0, 1.0, 3.0, 4.0])
