@@ -121,3 +121,16 @@ def test_cli_audit_with_data_file(fitted, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b" / "figures" / "accuracy_vs_nec.png").stat().st_size > 1000
     assert "## Concept existence" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_world_round_trips_through_the_model_card():
+    from cbm.audit.shapes import truth_columns, world_from_config
+    from cbm.data.shapes import CONCEPTS, ShapesWorld, Shortcut
+
+    world = ShapesWorld(seed=3, noise=2.0, shortcut=Shortcut("sun", "dark", 0.9))
+    again = world_from_config(world.config())
+    assert again.config() == world.config()
+    a, b = world.sample(5, "test"), again.sample(5, "test")
+    np.testing.assert_array_equal(a.images, b.images)
+    assert truth_columns((CONCEPTS[3], CONCEPTS[0])).tolist() == [3, 0]
+    assert truth_columns(("circle", "a dragon")) is None
