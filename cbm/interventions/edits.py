@@ -19,6 +19,7 @@ and the prediction before and after out.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,7 +71,7 @@ def concept_index(concept: str | int, names: Sequence[str]) -> int:
     try:
         return list(names).index(str(concept))
     except ValueError:
-        close = [n for n in names if str(concept).lower() in n.lower()][:5]
+        close = difflib.get_close_matches(str(concept), list(names), n=3, cutoff=0.5)
         hint = f"; did you mean {close}?" if close else f" (concepts: {list(names)[:8]}...)"
         raise ValidationError(f"unknown concept {concept!r}{hint}") from None
 
@@ -100,6 +101,8 @@ def apply_edits(
     if len(values) != k:
         raise ValidationError(f"scores have {k} concepts but the intervention values {len(values)}")
     names = concept_names if concept_names is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValidationError(f"scores have {k} concepts but {len(names)} concept names")
     for edit in edits:
         j = concept_index(edit.concept, names)
         if edit.op == "present":
