@@ -100,8 +100,8 @@ def main() -> None:
             intervention_curve(iv, scores, test.labels, targets, strategy)
         t_all = time.process_time() - t0
     print(
-        f"CPU seconds (process_time), full curves (20 concepts, 9 classes), one BLAS thread; batched on {args.n} images,"
-        f" peer on {args.peer_n}"
+        f"CPU time (process_time), full curves, 20 concepts, 9 classes, one BLAS thread; "
+        f"batched on {args.n} images, peer on {args.peer_n}"
     )
     print(
         f"{'strategy':<9}{'batched ms/img':>16}{'peer ms/img':>14}{'speed-up':>10}"
