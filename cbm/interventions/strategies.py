@@ -116,21 +116,31 @@ def _outcome_terms(
     present: np.ndarray,
     absent: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Entropies and KLs after setting each concept present / absent, each ``(n, k)``."""
+    """Entropies and KLs after setting each concept present / absent, each ``(n, k)``.
+
+    Concepts without any head weight cannot move the prediction: their KL is 0 and
+    their entropy the current one, so only the active columns are computed (a sparse
+    head over a large bank has few).
+    """
     n, k = scores.shape
-    n_classes = weights.shape[0]
     logits = np.maximum(logits, _FLOOR)
-    wt = weights.T  # (k, C)
-    out = [np.empty((n, k)) for _ in range(4)]
-    step = max(1, _CHUNK_ELEMENTS // max(1, k * n_classes))
+    log_q_all = _log_softmax(logits)
+    h_now = -(np.exp(log_q_all) * log_q_all).sum(-1, keepdims=True)
+    out = [np.broadcast_to(h_now, (n, k)).copy(), np.zeros((n, k))]
+    out += [out[0].copy(), np.zeros((n, k))]
+    active = np.flatnonzero(np.abs(weights).sum(axis=0) > 0)
+    if active.size == 0:
+        return tuple(out)
+    wt = weights[:, active].T  # (a, C)
+    step = max(1, _CHUNK_ELEMENTS // max(1, active.size * weights.shape[0]))
     for lo in range(0, n, step):
         sl = slice(lo, lo + step)
         base = logits[sl][:, None, :]
-        log_q = _log_softmax(logits[sl])[:, None, :]
-        for o, target in enumerate((present, absent)):
-            delta = (target[None, :] - scores[sl])[:, :, None] * wt[None]
+        log_q = log_q_all[sl][:, None, :]
+        for o, target in enumerate((present[active], absent[active])):
+            delta = (target[None, :] - scores[sl][:, active])[:, :, None] * wt[None]
             h, kl = _entropy_and_kl(base + delta, log_q)
-            out[2 * o][sl], out[2 * o + 1][sl] = h, kl
+            out[2 * o][sl, active], out[2 * o + 1][sl, active] = h, kl
     return tuple(out)
 
 
