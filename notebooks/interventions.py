@@ -21,11 +21,11 @@
 # %% tags=["parameters"]
 import os
 
-N_TRAIN = int(os.environ.get("CBM_NB_N_TRAIN", 3000))
-N_TEST = int(os.environ.get("CBM_NB_N_TEST", 2000))
+N_TRAIN = int(os.environ.get("CBM_NB_N_TRAIN", 2000))
+N_TEST = int(os.environ.get("CBM_NB_N_TEST", 1500))
 TRAIN_NOISE = 6.0  # the world's default pixel noise
-TEST_NOISE = float(os.environ.get("CBM_NB_TEST_NOISE", 45.0))  # deployment shift
-TARGET_NEC = 3.0
+TEST_NOISE = float(os.environ.get("CBM_NB_TEST_NOISE", 25.0))  # deployment shift
+TARGET_NEC = 5.0
 SEED = 0
 SHORTCUT_CLASS = "tile"
 SHORTCUT_BACKGROUND = "dark"
@@ -142,6 +142,7 @@ if FIGURE_DIR:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=90)
     styles = dict(zip(STRATEGIES, ["k--", "C0-", "C1:", "C2-", "C3-", "C4-"], strict=True))
@@ -154,6 +155,7 @@ if FIGURE_DIR:
                 lw=1.6,
                 label=f"{name.upper()} (AUC {c.auc:.3f})",
             )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"{granularity}s intervened per image")
         ax.set_title(f"{granularity}-level, true values")
         ax.grid(alpha=0.3)
