@@ -127,6 +127,7 @@ for granularity, cs in curves.items():
     below = [k for k, c in informed.items() if c.auc < rand.auc]
     results[granularity] = {
         "initial_error": float(rand.errors[0]),
+        "error_all_true": float(rand.errors[-1]),
         "all_below_rand": len(below) == len(informed),
         "below_rand": below,
         "rand_steps_to_halve": rand_half,
