@@ -53,16 +53,21 @@ class MiniLMEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self._model: Any = SentenceTransformer(model_path, device=device)
+        self._memo: dict[str, np.ndarray] = {}
         self.embedder_id = f"sentence-transformers:{os.path.basename(model_path.rstrip('/'))}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         from threadpoolctl import threadpool_limits
 
+        # filter steps embed the same concepts again: remember every text seen
+        new = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if new:
+            with threadpool_limits(limits=2):
+                out = self._model.encode(new, batch_size=128, convert_to_numpy=True)
+            self._memo.update(zip(new, _unit(out), strict=True))
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        with threadpool_limits(limits=2):
-            out = self._model.encode(list(texts), batch_size=128, convert_to_numpy=True)
-        return _unit(out)
+            return np.zeros((0, self._model.get_sentence_embedding_dimension()), np.float32)
+        return np.stack([self._memo[t] for t in texts])
 
 
 class BackboneTextEmbedder:
