@@ -26,6 +26,8 @@ from cbm.concepts.bank import ConceptBank
 from cbm.concepts.parse import concept_key
 from cbm.exceptions import ArtefactError, ValidationError
 
+_OBJECT = "00002684"  # WordNet 3.0 noun synset 'object, physical object'
+_PERSON = "00007846"  # 'person, individual, someone'
 WORDNET_DIRS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/opt/homebrew/share/wordnet")
 
 
@@ -131,7 +133,19 @@ class WordNet:
 
     def synsets(self, lemma: str) -> list[str]:
         """Synset offsets of a noun, most frequent sense first."""
-        return self._index.get(lemma.strip().lower().replace(" ", "_").replace("-", "_"), [])
+        key = lemma.strip().lower().replace(" ", "_")
+        return self._index.get(key) or self._index.get(key.replace("-", "_"), [])
+
+    def visual_sense(self, lemma: str) -> str | None:
+        """The most frequent sense that is a physical object and, if possible, not a person.
+
+        ImageNet-style class names are things in photos: 'hammerhead' the shark, not the
+        first sense 'stupid person'.
+        """
+        senses = self.synsets(lemma)
+        physical = [s for s in senses if _OBJECT in self.hypernyms(s, 20)]
+        objects = [s for s in physical if _PERSON not in self.hypernyms(s, 20)]
+        return (objects or physical or senses or [None])[0]
 
     def _record(self, offset: str) -> tuple[list[str], list[tuple[str, str]], str]:
         start = int(offset)
@@ -180,18 +194,18 @@ def wordnet_bank(
 ) -> ConceptBank:
     """Superclasses (hypernyms) and parts (meronyms) of each class from WordNet.
 
-    Each class is looked up by its name as a noun and its most frequent sense is used;
+    Each class is looked up by its name as a noun and its most frequent physical-object
+    sense is used (:meth:`WordNet.visual_sense`);
     classes WordNet does not know are listed in the provenance (``unknown_classes``).
     """
     wn = wordnet or WordNet()
     lines: list[str] = []
     unknown: list[str] = []
     for cls in class_names:
-        senses = wn.synsets(cls)
-        if not senses:
+        s = wn.visual_sense(cls)
+        if s is None:
             unknown.append(cls)
             continue
-        s = senses[0]
         supers = [wn.lemmas(h)[0] for h in wn.hypernyms(s, hypernym_depth)]
         parts = [wn.lemmas(p)[0] for p in wn.parts(s)]
         lines.append(f"@ {cls}")
@@ -205,7 +219,7 @@ def wordnet_bank(
     provenance = {
         "source": "wordnet",
         "wordnet": "WordNet 3.0 (Princeton University), noun data files",
-        "method": f"most frequent noun sense; hypernyms to depth {hypernym_depth}; "
+        "method": f"most frequent physical-object noun sense; hypernyms to depth {hypernym_depth}; "
         "part meronyms of the class and its direct hypernyms",
         "unknown_classes": unknown,
         "concept_classes": bank.provenance.get("concept_classes", {}),
