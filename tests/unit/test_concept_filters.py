@@ -107,6 +107,10 @@ def test_filter_bank_keeps_prompts_groups_and_records_the_filters() -> None:
     assert "cat" not in out.provenance["concept_classes"]
 
 
+def _objective(s: np.ndarray, u: np.ndarray, idx: Sequence[int]) -> float:
+    return float(u[list(idx)].sum() + np.clip(s[:, list(idx)], 0, None).max(1).sum())
+
+
 def test_greedy_matches_brute_force_on_small_problems() -> None:
     from itertools import combinations
 
@@ -116,13 +120,10 @@ def test_greedy_matches_brute_force_on_small_problems() -> None:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         s, u = x @ x.T, rng.random(7)
 
-        def f(idx: Sequence[int]) -> float:
-            return float(u[list(idx)].sum() + np.clip(s[:, list(idx)], 0, None).max(1).sum())
-
         chosen = greedy_submodular(s, u, 3)
-        best = max(f(c) for c in combinations(range(7), 3))
+        best = max(_objective(s, u, c) for c in combinations(range(7), 3))
         assert len(set(chosen)) == 3
-        assert f(chosen) >= (1 - 1 / np.e) * best
+        assert _objective(s, u, chosen) >= (1 - 1 / np.e) * best
 
 
 def test_selection_prefers_diverse_and_discriminative_concepts() -> None:
