@@ -130,6 +130,7 @@ class WordNet:
             n_senses = int(f[2])
             self._index[f[0]] = f[6 + n_ptr : 6 + n_ptr + n_senses]
         self._data = (self.directory / "data.noun").read_bytes()
+        self._records: dict[str, tuple[list[str], list[tuple[str, str]], str]] = {}
 
     def synsets(self, lemma: str) -> list[str]:
         """Synset offsets of a noun, most frequent sense first."""
@@ -148,6 +149,11 @@ class WordNet:
         return (objects or physical or senses or [None])[0]
 
     def _record(self, offset: str) -> tuple[list[str], list[tuple[str, str]], str]:
+        if offset not in self._records:
+            self._records[offset] = self._parse_record(offset)
+        return self._records[offset]
+
+    def _parse_record(self, offset: str) -> tuple[list[str], list[tuple[str, str]], str]:
         start = int(offset)
         line = self._data[start : self._data.index(b"\n", start)].decode("latin-1")
         body, _, gloss = line.partition(" | ")

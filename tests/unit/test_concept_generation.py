@@ -169,3 +169,23 @@ def test_key_is_read_from_the_environment_not_stored(server: str, monkeypatch, t
     generate_concepts(["cat"], client, ["important"], cache_dir=tmp_path, progress=False)
     stored = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
     assert "secret-123" not in stored and "cat" in stored
+
+
+def test_cli_generate_then_show(server: str, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cbm.cli import app
+
+    classes = tmp_path / "classes.txt"
+    classes.write_text("airplane\ncat\n")
+    out = tmp_path / "bank.json"
+    runner = CliRunner()
+    args = ["concepts", "generate", str(classes), "--model", "stub-model", "--base-url", server]
+    args += ["--template", "important", "--cache-dir", str(tmp_path / "c"), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "2 requests sent" in result.output
+    shown = runner.invoke(app, ["concepts", "show", str(out)])
+    assert shown.exit_code == 0 and "jet engines" in shown.output and "airplane" in shown.output
+    missing = runner.invoke(app, ["concepts", "generate", str(tmp_path / "nope.txt")])
+    assert missing.exit_code == 1 and "one class name per line" in missing.output
