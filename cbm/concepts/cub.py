@@ -48,7 +48,9 @@ def cub_attribute_bank(root: str | Path) -> ConceptBank:
         (lines ``"1 has_bill_shape::curved_(up_or_down)"``).
     """
     path = _find(root, "attributes.txt")
-    names, prompts, groups = [], [], []
+    names: list[str] = []
+    prompts: list[str] = []
+    groups: list[str] = []
     for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue

@@ -10,6 +10,7 @@ configurable and testable one by one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -90,17 +91,23 @@ def filter_bank(bank: ConceptBank, steps: Sequence[FilterStep]) -> tuple[Concept
     if not kept:
         raise ValidationError(f"the filters removed every concept ({report.summary()})")
     index = {c: i for i, c in enumerate(bank.concepts)}
-    sub = bank.subset([index[c] for c in kept])
+    steps = [{"step": s, "in": a, "out": b} for s, a, b in report.counts]
+    return keep_concepts(bank, [index[c] for c in kept], filters=steps), report
+
+
+def keep_concepts(bank: ConceptBank, indices: Sequence[int], **record: Any) -> ConceptBank:
+    """The bank restricted to ``indices``, with ``record`` added to its provenance.
+
+    Unlike :meth:`ConceptBank.subset` it keeps the per-concept provenance
+    (``concept_classes``) consistent and does not store the index list.
+    """
+    sub = bank.subset(list(indices))
     provenance = {k: v for k, v in sub.provenance.items() if k != "indices"}
-    provenance["filters"] = report.counts and [
-        {"step": s, "in": a, "out": b} for s, a, b in report.counts
-    ]
+    provenance.update(record)
     if "concept_classes" in provenance:
         cc = provenance["concept_classes"]
-        provenance["concept_classes"] = {c: cc[c] for c in kept if c in cc}
-    return ConceptBank(
-        bank.name, sub.concepts, sub.prompts, sub.groups, provenance, bank.version
-    ), report
+        provenance["concept_classes"] = {c: cc[c] for c in sub.concepts if c in cc}
+    return dataclasses.replace(sub, provenance=provenance)
 
 
 class MaxLength:

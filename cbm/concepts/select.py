@@ -24,6 +24,7 @@ import numpy as np
 
 from cbm.concepts.bank import ConceptBank
 from cbm.concepts.embed import TextEmbedder
+from cbm.concepts.filters import keep_concepts
 from cbm.exceptions import ValidationError
 
 
@@ -126,18 +127,10 @@ def select_bank(
     # all), and coverage scaled by budget / n (so at most ``budget`` in all, too)
     u = u / max(float(u.max()), 1e-12)
     chosen = sorted(greedy_submodular(emb @ emb.T, u, budget, diversity * min(budget, n) / n))
-    sub = bank.subset(chosen)
-    provenance = {k: v for k, v in sub.provenance.items() if k != "indices"}
-    provenance["selection"] = {
+    selection = {
         "method": "lazy greedy, modular utility + facility location",
         "budget": budget,
         "diversity": diversity,
         "embedder": embedder.embedder_id,
     }
-    if "concept_classes" in provenance:
-        provenance["concept_classes"] = {
-            c: provenance["concept_classes"][c]
-            for c in sub.concepts
-            if c in provenance["concept_classes"]
-        }
-    return ConceptBank(bank.name, sub.concepts, sub.prompts, sub.groups, provenance, bank.version)
+    return keep_concepts(bank, chosen, selection=selection)

@@ -13,6 +13,7 @@ Rebuild with ``python -m cbm.concepts.shipped`` (ImageNet needs ``wordnet-base``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from cbm.concepts.bank import ConceptBank, builtin_dir
@@ -135,7 +136,7 @@ def imagenet_bank() -> ConceptBank:
     classes = list(dict.fromkeys(_IMAGENET_CATEGORIES))  # 'crane' and 'maillot' repeat
     bank = wordnet_bank(classes, name="imagenet", hypernym_depth=2)
     prov = {**bank.provenance, "classes": "torchvision ImageNet-1k category names"}
-    return ConceptBank(bank.name, bank.concepts, bank.prompts, bank.groups, prov)
+    return dataclasses.replace(bank, provenance=prov)
 
 
 def build(name: str) -> ConceptBank:
@@ -143,7 +144,7 @@ def build(name: str) -> ConceptBank:
     if name in HANDWRITTEN:
         bank = load_text_bank(builtin_dir() / "sources" / f"{HANDWRITTEN[name]}.txt")
         prov = {**bank.provenance, "file": f"concept_banks/sources/{HANDWRITTEN[name]}.txt"}
-        return ConceptBank(bank.name, bank.concepts, bank.prompts, bank.groups, prov)
+        return dataclasses.replace(bank, provenance=prov)
     if name == "cub200":
         return cub200_bank()
     if name == "imagenet":

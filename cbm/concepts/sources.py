@@ -17,6 +17,7 @@ the provenance), which :func:`cbm.concepts.select.select_bank` uses.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -140,13 +141,16 @@ class WordNet:
     def visual_sense(self, lemma: str) -> str | None:
         """The most frequent sense that is a physical object and, if possible, not a person.
 
-        ImageNet-style class names are things in photos: 'hammerhead' the shark, not the
-        first sense 'stupid person'.
+        ImageNet-style class names are things in photos: 'tiger' the big cat, not the
+        first sense 'a fierce or audacious person'. A name with several physical senses
+        keeps the most frequent one, which can be the wrong one ('hammerhead' gives the
+        hammer's head, not the shark); class descriptions or WordNet ids avoid that.
         """
         senses = self.synsets(lemma)
         physical = [s for s in senses if _OBJECT in self.hypernyms(s, 20)]
         objects = [s for s in physical if _PERSON not in self.hypernyms(s, 20)]
-        return (objects or physical or senses or [None])[0]
+        best = objects or physical or senses
+        return best[0] if best else None
 
     def _record(self, offset: str) -> tuple[list[str], list[tuple[str, str]], str]:
         if offset not in self._records:
@@ -230,4 +234,4 @@ def wordnet_bank(
         "unknown_classes": unknown,
         "concept_classes": bank.provenance.get("concept_classes", {}),
     }
-    return ConceptBank(bank.name, bank.concepts, bank.prompts, bank.groups, provenance)
+    return dataclasses.replace(bank, provenance=provenance)

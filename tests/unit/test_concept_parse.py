@@ -105,7 +105,7 @@ def test_real_gpt3_items_are_mostly_unchanged_by_cleaning() -> None:
     assert total > 3000 and changed < 10
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_cleaning_is_idempotent(item: str) -> None:
     once = clean_concept(item)
@@ -113,7 +113,7 @@ def test_cleaning_is_idempotent(item: str) -> None:
         assert clean_concept(once) == once
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(alphabet="abcdefghij ,.-*:1()", min_size=1, max_size=25), max_size=8))
 def test_parsing_a_parsed_list_again_changes_nothing(items: list[str]) -> None:
     first = parse_concepts("\n".join(f"- {i}" for i in items)).concepts
