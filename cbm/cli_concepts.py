@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from cbm.concepts.bank import ConceptBank
 
 console = Console()
 concepts_app = typer.Typer(help="Concept banks: generate with an LLM or WordNet, filter, show.")
@@ -25,7 +28,7 @@ def _read_lines(path: Path) -> list[str]:
     return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
-def _load_bank(spec: str):  # type: ignore[no-untyped-def]
+def _load_bank(spec: str) -> ConceptBank:
     from cbm.concepts import ConceptBank
     from cbm.concepts.sources import load_text_bank
 

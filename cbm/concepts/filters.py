@@ -91,8 +91,8 @@ def filter_bank(bank: ConceptBank, steps: Sequence[FilterStep]) -> tuple[Concept
     if not kept:
         raise ValidationError(f"the filters removed every concept ({report.summary()})")
     index = {c: i for i, c in enumerate(bank.concepts)}
-    steps = [{"step": s, "in": a, "out": b} for s, a, b in report.counts]
-    return keep_concepts(bank, [index[c] for c in kept], filters=steps), report
+    record = [{"step": s, "in": a, "out": b} for s, a, b in report.counts]
+    return keep_concepts(bank, [index[c] for c in kept], filters=record), report
 
 
 def keep_concepts(bank: ConceptBank, indices: Sequence[int], **record: Any) -> ConceptBank:
