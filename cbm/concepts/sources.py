@@ -201,6 +201,7 @@ def wordnet_bank(
     name: str = "wordnet",
     hypernym_depth: int = 2,
     wordnet: WordNet | None = None,
+    inherit_parts: int = 0,
 ) -> ConceptBank:
     """Superclasses (hypernyms) and parts (meronyms) of each class from WordNet.
 
@@ -217,7 +218,7 @@ def wordnet_bank(
             unknown.append(cls)
             continue
         supers = [wn.lemmas(h)[0] for h in wn.hypernyms(s, hypernym_depth)]
-        parts = [wn.lemmas(p)[0] for p in wn.parts(s)]
+        parts = [wn.lemmas(p)[0] for p in wn.parts(s, inherit_parts)]
         lines.append(f"@ {cls}")
         if supers:
             lines.append("superclass: " + "; ".join(supers))
@@ -230,7 +231,7 @@ def wordnet_bank(
         "source": "wordnet",
         "wordnet": "WordNet 3.0 (Princeton University), noun data files",
         "method": f"most frequent physical-object noun sense; hypernyms to depth {hypernym_depth}; "
-        "part meronyms of the class and its direct hypernyms",
+        f"part meronyms of the class and of its hypernyms up to {inherit_parts} levels",
         "unknown_classes": unknown,
         "concept_classes": bank.provenance.get("concept_classes", {}),
     }

@@ -75,7 +75,7 @@ def _wordnet() -> WordNet:
 
 def test_wordnet_gives_superclasses_and_parts_of_the_visual_sense() -> None:
     wn = _wordnet()
-    bank = wordnet_bank(["tiger", "airliner", "no-such-thing-xyz"], wordnet=wn)
+    bank = wordnet_bank(["tiger", "airplane", "no-such-thing-xyz"], wordnet=wn)
     classes = bank.provenance["concept_classes"]
     assert classes["big cat"] == ["tiger"]  # the animal, not the first sense (a person)
     assert any(g == "part" for g in bank.groups)
