@@ -217,6 +217,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A saved model directory
 # ``register(app)``; list the module here, one line each.
 _EXTENSIONS: tuple[str, ...] = (
     "cbm.cli_audit",
+    "cbm.cli_concepts",
     "cbm.cli_interventions",
 )
 
