@@ -92,7 +92,7 @@ def _upload(path: str) -> None:
     if file is None:
         return
     try:
-        upload = read_upload(file.name, file.getvalue())
+        upload = read_upload(file.name, file.getvalue(), max_bytes=ui.max_upload_bytes())
     except CBMError as err:
         st.error(f"Upload refused: {err}")
         return

@@ -10,13 +10,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from cbm.app_edits import CaseEdit, concept_levels
-from cbm.app_support import EvaluationSplit, load_backbone, load_evaluation
+from cbm.app_support import (
+    MAX_UPLOAD_BYTES,
+    EvaluationSplit,
+    load_backbone,
+    load_evaluation,
+)
 from cbm.exceptions import CBMError
 from cbm.model import ConceptBottleneckModel
 
@@ -26,6 +30,12 @@ NEGATIVE = "#d62728"
 
 def device() -> str:
     return os.environ.get("CBM_APP_DEVICE", "cpu")
+
+
+def max_upload_bytes() -> int:
+    """The upload limit ``cbm app --max-upload-mb`` set (default: cbm's own limit)."""
+    mb = os.environ.get("CBM_APP_MAX_UPLOAD_MB")
+    return int(float(mb) * 1024 * 1024) if mb else MAX_UPLOAD_BYTES
 
 
 def _stamp(path: str) -> float:
@@ -156,49 +166,58 @@ def history() -> list[CaseEdit]:
 
 
 # -- charts -------------------------------------------------------------------------------
+# Vega-Lite specs written as plain dicts and drawn by st.vega_lite_chart: building them
+# through altair validates every spec against the JSON schema, which costs 0.1-0.5 s
+# per chart on a busy machine and would break the 200 ms budget of an edit.
+def _bars(df: pd.DataFrame, x: dict[str, Any], y: str, color: dict[str, Any],
+          tooltip: list[dict[str, Any]], title: str | None = None) -> None:
+    spec: dict[str, Any] = {
+        "mark": {"type": "bar"},
+        "height": 22 * len(df) + 30,
+        "encoding": {
+            "x": x,
+            "y": {"field": y, "type": "nominal", "sort": None, "title": None,
+                  "axis": {"labelLimit": 260}},
+            "color": color,
+            "tooltip": tooltip,
+        },
+    }
+    if title:
+        spec["title"] = title
+    st.vega_lite_chart(df, spec, width="stretch")
+
+
 def probability_chart(class_names: tuple[str, ...], proba: np.ndarray, top: int = 8) -> None:
     order = np.argsort(-proba)[:top]
     df = pd.DataFrame(
         {"class": [class_names[k] for k in order], "probability": proba[order].astype(float)}
     )
-    chart = (
-        alt.Chart(df)
-        .mark_bar(color=POSITIVE)
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("class:N", sort=None, title=None),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
-        )
-        .properties(height=28 * len(order) + 20)
+    _bars(
+        df,
+        {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+         "axis": {"format": "%"}},
+        "class",
+        {"value": POSITIVE},
+        [{"field": "class"}, {"field": "probability", "format": ".1%"}],
+        "Predicted probabilities",
     )
-    st.altair_chart(chart, width="stretch")
 
 
 def signed_bars(names: list[str], values: np.ndarray, title: str, value_label: str) -> None:
     """Horizontal bars, positive blue and negative red, in the order given."""
+    v = np.asarray(values, float)
     df = pd.DataFrame(
-        {
-            "concept": names,
-            value_label: np.asarray(values, float),
-            "sign": np.where(np.asarray(values) >= 0, "positive", "negative"),
-        }
+        {"concept": names, value_label: v, "sign": np.where(v >= 0, "positive", "negative")}
     )
-    chart = (
-        alt.Chart(df, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X(f"{value_label}:Q"),
-            y=alt.Y("concept:N", sort=None, title=None),
-            color=alt.Color(
-                "sign:N",
-                scale=alt.Scale(domain=["positive", "negative"], range=[POSITIVE, NEGATIVE]),
-                legend=None,
-            ),
-            tooltip=["concept", alt.Tooltip(f"{value_label}:Q", format="+.3f")],
-        )
-        .properties(height=22 * len(names) + 30)
+    _bars(
+        df,
+        {"field": value_label, "type": "quantitative"},
+        "concept",
+        {"field": "sign", "type": "nominal", "legend": None,
+         "scale": {"domain": ["positive", "negative"], "range": [POSITIVE, NEGATIVE]}},
+        [{"field": "concept"}, {"field": value_label, "format": "+.3f"}],
+        title,
     )
-    st.altair_chart(chart, width="stretch")
 
 
 def weight_matrix(model: ConceptBottleneckModel) -> None:
@@ -217,17 +236,19 @@ def weight_matrix(model: ConceptBottleneckModel) -> None:
     )
     lim = float(np.abs(df["weight"]).max())
     used = np.unique(cols)
-    chart = (
-        alt.Chart(df)
-        .mark_rect()
-        .encode(
-            x=alt.X("concept:N", sort=[model.bank.concepts[c] for c in used], title=None),
-            y=alt.Y("class:N", sort=list(model.class_names), title=None),
-            color=alt.Color(
-                "weight:Q", scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True)
-            ),
-            tooltip=["class", "concept", alt.Tooltip("weight:Q", format="+.3f")],
-        )
-        .properties(height=max(160, 22 * len(model.class_names)))
-    )
-    st.altair_chart(chart, width="stretch")
+    spec = {
+        "mark": {"type": "rect"},
+        "height": max(160, 24 * len(model.class_names)),
+        "encoding": {
+            "x": {"field": "concept", "type": "nominal", "title": None,
+                  "sort": [model.bank.concepts[c] for c in used],
+                  "axis": {"labelAngle": -40, "labelLimit": 200}},
+            "y": {"field": "class", "type": "nominal", "title": None,
+                  "sort": list(model.class_names)},
+            "color": {"field": "weight", "type": "quantitative",
+                      "scale": {"scheme": "redblue", "domain": [-lim, lim], "reverse": True}},
+            "tooltip": [{"field": "class"}, {"field": "concept"},
+                        {"field": "weight", "format": "+.3f"}],
+        },
+    }
+    st.vega_lite_chart(df, spec, width="stretch")

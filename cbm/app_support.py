@@ -335,8 +335,8 @@ def read_upload(
         raise ValidationError(f"{name!r} is empty (0 bytes); upload an image file")
     if len(data) > max_bytes:
         raise ValidationError(
-            f"{name!r} is {len(data) / 1e6:.1f} MB; uploads are limited to "
-            f"{max_bytes / 1e6:.1f} MB"
+            f"{name!r} is {len(data) / 2**20:.1f} MiB; uploads are limited to "
+            f"{max_bytes / 2**20:.1f} MiB"
         )
     try:
         with Image.open(io.BytesIO(data)) as im:

@@ -9,7 +9,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import synthetic_model_dir  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[2] / "app" / "workbench.py")
+
+@pytest.fixture(scope="session")
+def app_script() -> str:
+    return str(Path(__file__).resolve().parents[2] / "app" / "workbench.py")
 
 
 @pytest.fixture(scope="session")

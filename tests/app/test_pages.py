@@ -1,0 +1,148 @@
+"""Every workbench page driven through Streamlit's AppTest (no browser, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit", reason="the workbench tests need the [app] extra")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from cbm.app_support import load_evaluation  # noqa: E402
+from cbm.model import ConceptBottleneckModel  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "workbench.py")
+
+
+def _app(model_dir: Path | None = None, root: Path | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if root is not None:
+        at.session_state["models_root"] = str(root)
+    if model_dir is not None:
+        at.session_state["model_dir"] = str(model_dir)
+    return at.run()
+
+
+def _page(at: AppTest, name: str) -> AppTest:
+    at.sidebar.radio(key="page").set_value(name).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_model_page_lists_opens_and_describes_a_model(synthetic_dir: Path) -> None:
+    at = _app(root=synthetic_dir.parent)
+    assert not at.exception
+    assert at.selectbox(key="model_choice").value == str(synthetic_dir)
+    at.button[0].click().run()
+    assert at.session_state["model_dir"] == str(synthetic_dir)
+    card = at.table[0].value
+    fields = dict(zip(card["field"], card["value"], strict=True))
+    model = ConceptBottleneckModel.load(synthetic_dir)
+    assert fields["NEC (non-zero weights per class)"] == f"{model.nec:.2f}"
+    assert "synthetic" in fields["concept bank"]
+    assert any("Evaluation split" in s.value for s in at.success)
+
+
+def test_model_page_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    at = _app(root=tmp_path)
+    at.text_input(key="model_path").set_value(str(tmp_path)).run()
+    at.button[-1].click().run()
+    assert "model_dir" not in at.session_state
+    assert "is not a saved cbm model" in at.error[0].value
+
+
+def test_image_view_filters_and_picks_an_image(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Image view")
+    split = load_evaluation(ConceptBottleneckModel.load(synthetic_dir), synthetic_dir)
+    assert split is not None
+    at.radio(key="filter_outcome").set_value("wrong").run()
+    wrong = np.flatnonzero(~split.correct)
+    assert at.selectbox(key="image_choice").options == [str(i) for i in wrong] or list(
+        at.selectbox(key="image_choice").options
+    )
+    pick = int(wrong[-1])
+    at.selectbox(key="image_choice").set_value(pick).run()
+    assert at.session_state["case"] == {"source": "evaluation", "index": pick}
+    assert f"#{pick}" in at.subheader[0].value
+    predicted = ConceptBottleneckModel.load(synthetic_dir).class_names[split.predicted[pick]]
+    assert at.metric[0].value == predicted
+
+
+def test_corrupt_upload_gets_a_clear_message(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Image view")
+    at.file_uploader(key="upload_file").upload("broken.png", b"\x89PNG\r\n\x1a\n garbage").run()
+    assert not at.exception
+    assert "Upload refused" in at.error[0].value and "broken.png" in at.error[0].value
+
+
+def _flip_edit(model_dir: Path, index: int) -> tuple[int, str]:
+    """A concept whose 'present' setting flips image ``index``'s predicted class."""
+    model = ConceptBottleneckModel.load(model_dir)
+    split = load_evaluation(model, model_dir)
+    assert split is not None
+    present = np.percentile(split.scores, 95, axis=0)
+    s = split.scores[index].astype(np.float64)
+    base = model.logits_from_scores(s[None])[0].argmax()
+    for j in np.argsort(-np.abs(model.weights).max(0)):
+        t = s.copy()
+        t[j] = present[j]
+        new = model.logits_from_scores(t[None])[0].argmax()
+        if new != base:
+            return int(j), model.class_names[new]
+    pytest.skip("no single concept flips this image")
+
+
+def test_intervene_changes_the_prediction_resets_and_exports(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Image view")
+    split = load_evaluation(ConceptBottleneckModel.load(synthetic_dir), synthetic_dir)
+    assert split is not None
+    index = next(i for i in range(len(split)) if _flippable(synthetic_dir, i))
+    at.selectbox(key="image_choice").set_value(index).run()
+    j, new_class = _flip_edit(synthetic_dir, index)
+    _page(at, "Intervene")
+    before = at.metric[0].value
+    at.selectbox(key="concept_choice").set_value(j).run()
+    next(b for b in at.button if b.label == "Set present").click().run()
+    assert at.metric[1].value == new_class != before
+    assert "changed" in at.metric[1].delta
+    assert "History (1 edits)" in [s.value for s in at.subheader]
+    assert at.get("download_button")[0].label == "Export edited case (JSON)"
+    # A slider edit is recorded too, then reset restores the original prediction.
+    at.slider(key=f"score_slider_{j}").set_value(0.0).run()
+    assert len(at.session_state["history"]) == 2
+    next(b for b in at.button if b.label == "Reset all edits").click().run()
+    assert at.metric[1].value == before and at.session_state["edits"] == {}
+
+
+def _flippable(model_dir: Path, index: int) -> bool:
+    try:
+        _flip_edit(model_dir, index)
+    except pytest.skip.Exception:
+        return False
+    return True
+
+
+def test_suggest_selects_a_concept(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Intervene")
+    next(b for b in at.button if b.label == "Check suggested concept").click().run()
+    chosen = at.selectbox(key="concept_choice").value
+    model = ConceptBottleneckModel.load(synthetic_dir)
+    assert any(model.bank.concepts[chosen] in m.value for m in at.markdown)
+
+
+def test_global_edit_shows_the_accuracy_change_and_saves(synthetic_dir: Path, tmp_path) -> None:
+    at = _page(_app(synthetic_dir), "Global view")
+    model = ConceptBottleneckModel.load(synthetic_dir)
+    used = int(np.flatnonzero((model.weights != 0).any(0))[0])
+    at.multiselect(key="global_remove").set_value([used]).run()
+    labels = [m.label for m in at.metric]
+    assert labels[:2] == ["Accuracy after edit", "NEC after edit"]
+    target = tmp_path / "edited"
+    at.text_input(key="global_target").set_value(str(target)).run()
+    next(b for b in at.button if b.label == "Save as new model").click().run()
+    assert not at.error and (target / "config.json").is_file()
+    back = ConceptBottleneckModel.load(target)
+    assert (back.weights[:, used] == 0).all()
+    assert ConceptBottleneckModel.load(synthetic_dir).nec == model.nec
