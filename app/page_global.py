@@ -39,16 +39,24 @@ def render() -> None:
     else:
         effect = global_edit_effect(model, edited, split.scores, split.labels)
         a, b, c = st.columns(3)
-        a.metric("Accuracy after edit", f"{effect.accuracy_after:.1%}",
-                 f"{effect.accuracy_after - effect.accuracy_before:+.1%}")
-        b.metric("NEC after edit", f"{effect.nec_after:.2f}",
-                 f"{effect.nec_after - effect.nec_before:+.2f}", delta_color="off")
+        a.metric(
+            "Accuracy after edit",
+            f"{effect.accuracy_after:.1%}",
+            f"{effect.accuracy_after - effect.accuracy_before:+.1%}",
+        )
+        b.metric(
+            "NEC after edit",
+            f"{effect.nec_after:.2f}",
+            f"{effect.nec_after - effect.nec_before:+.2f}",
+            delta_color="off",
+        )
         c.metric("Predictions changed", f"{effect.changed_predictions} of {len(split)}")
     default = f"{Path(path).name}-without-" + "-".join(
         model.bank.concepts[j].replace(" ", "_") for j in chosen[:3]
     )
-    target = st.text_input("Save the edited model as", str(Path(path).parent / default),
-                           key="global_target")
+    target = st.text_input(
+        "Save the edited model as", str(Path(path).parent / default), key="global_target"
+    )
     if st.button("Save as new model", type="primary"):
         try:
             out = save_edited_model(edited, path, target, effect)

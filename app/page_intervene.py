@@ -23,8 +23,9 @@ def _slider_key(j: int) -> str:
     return f"score_slider_{j}"
 
 
-def _record(model: ConceptBottleneckModel, original: np.ndarray, j: int, value: float,
-            kind: str) -> None:
+def _record(
+    model: ConceptBottleneckModel, original: np.ndarray, j: int, value: float, kind: str
+) -> None:
     edits = ui.edits()
     before = float(edits.get(j, original[j]))
     edits[j] = float(value)
@@ -56,8 +57,9 @@ def _suggest(j: int) -> None:
     st.session_state["concept_choice"] = j
 
 
-def _editor(model: ConceptBottleneckModel, original: np.ndarray, after_scores: np.ndarray,
-            path: str) -> None:
+def _editor(
+    model: ConceptBottleneckModel, original: np.ndarray, after_scores: np.ndarray, path: str
+) -> None:
     absent, present = ui.levels_of(path)
     names = model.bank.concepts
     edits = ui.edits()
@@ -84,15 +86,26 @@ def _editor(model: ConceptBottleneckModel, original: np.ndarray, after_scores: n
         "(5th / 95th percentile over the evaluation split)"
     )
     b1, b2, b3 = st.columns(3)
-    b1.button("Set present", on_click=_record,
-              args=(model, original, j, float(present[j]), "present"), type="primary")
-    b2.button("Set absent", on_click=_record,
-              args=(model, original, j, float(absent[j]), "absent"))
-    b3.button("Restore original", on_click=_undo, args=(model, original, j),
-              disabled=j not in edits)
+    b1.button(
+        "Set present",
+        on_click=_record,
+        args=(model, original, j, float(present[j]), "present"),
+        type="primary",
+    )
+    b2.button("Set absent", on_click=_record, args=(model, original, j, float(absent[j]), "absent"))
+    b3.button(
+        "Restore original", on_click=_undo, args=(model, original, j), disabled=j not in edits
+    )
     st.session_state.setdefault(_slider_key(j), value)
-    st.slider("Score", lo, hi, step=0.05, key=_slider_key(j), on_change=_on_slider,
-              args=(model, original, j))
+    st.slider(
+        "Score",
+        lo,
+        hi,
+        step=0.05,
+        key=_slider_key(j),
+        on_change=_on_slider,
+        args=(model, original, j),
+    )
 
 
 def render() -> None:
@@ -114,11 +127,19 @@ def render() -> None:
     image = ui.case_image(split, case)
     if image is not None:
         c_img.image(image, width=160)
-    c_before.metric("Before edits", model.class_names[before.predicted],
-                    f"p = {before.proba[before.predicted]:.1%}", delta_color="off")
+    c_before.metric(
+        "Before edits",
+        model.class_names[before.predicted],
+        f"p = {before.proba[before.predicted]:.1%}",
+        delta_color="off",
+    )
     changed = "changed" if after.predicted != before.predicted else "unchanged"
-    c_after.metric("After edits", model.class_names[after.predicted],
-                   f"p = {after.proba[after.predicted]:.1%} ({changed})", delta_color="off")
+    c_after.metric(
+        "After edits",
+        model.class_names[after.predicted],
+        f"p = {after.proba[after.predicted]:.1%} ({changed})",
+        delta_color="off",
+    )
     _editor(model, original, after.scores, path)
     chart_left, chart_right = st.columns(2)
     with chart_left:
@@ -127,14 +148,30 @@ def render() -> None:
         contrib = after.contributions(model, after.predicted)
         idx = top_concepts(contrib, 12, nonzero_only=True)
         if idx.size:
-            ui.signed_bars([model.bank.concepts[j] for j in idx], contrib[idx],
-                           f"Contributions to {model.class_names[after.predicted]} after edits",
-                           "contribution")
+            ui.signed_bars(
+                [model.bank.concepts[j] for j in idx],
+                contrib[idx],
+                f"Contributions to {model.class_names[after.predicted]} after edits",
+                "contribution",
+            )
     hist = ui.history()
     st.subheader(f"History ({len(hist)} edits)")
     if hist:
-        st.table([{"concept": h.name, "how": h.kind, "from": round(h.before, 3),
-                   "to": round(h.after, 3)} for h in hist])
+        st.table(
+            [
+                {
+                    "concept": h.name,
+                    "how": h.kind,
+                    "from": round(h.before, 3),
+                    "to": round(h.after, 3),
+                }
+                for h in hist
+            ]
+        )
     record = export_case(model, path, case, original, hist, ui.edits())
-    st.download_button("Export edited case (JSON)", json.dumps(record, indent=2),
-                       file_name="cbm-edited-case.json", mime="application/json")
+    st.download_button(
+        "Export edited case (JSON)",
+        json.dumps(record, indent=2),
+        file_name="cbm-edited-case.json",
+        mime="application/json",
+    )

@@ -55,8 +55,9 @@ def render() -> None:
         return
     card = model_card(model, path)
     st.subheader(f"Model card: `{path}`")
-    st.table({"field": [r[0] for r in card.summary_rows()],
-              "value": [r[1] for r in card.summary_rows()]})
+    st.table(
+        {"field": [r[0] for r in card.summary_rows()], "value": [r[1] for r in card.summary_rows()]}
+    )
     if card.accuracy is not None and card.random_control_accuracy is not None:
         gain = card.accuracy - card.random_control_accuracy
         st.caption(
@@ -79,6 +80,4 @@ def render() -> None:
             "the Image view page."
         )
     else:
-        st.success(
-            f"Evaluation split: {split.source}; accuracy here {split.accuracy():.1%}."
-        )
+        st.success(f"Evaluation split: {split.source}; accuracy here {split.accuracy():.1%}.")

@@ -169,15 +169,26 @@ def history() -> list[CaseEdit]:
 # Vega-Lite specs written as plain dicts and drawn by st.vega_lite_chart: building them
 # through altair validates every spec against the JSON schema, which costs 0.1-0.5 s
 # per chart on a busy machine and would break the 200 ms budget of an edit.
-def _bars(df: pd.DataFrame, x: dict[str, Any], y: str, color: dict[str, Any],
-          tooltip: list[dict[str, Any]], title: str | None = None) -> None:
+def _bars(
+    df: pd.DataFrame,
+    x: dict[str, Any],
+    y: str,
+    color: dict[str, Any],
+    tooltip: list[dict[str, Any]],
+    title: str | None = None,
+) -> None:
     spec: dict[str, Any] = {
         "mark": {"type": "bar"},
         "height": 22 * len(df) + 30,
         "encoding": {
             "x": x,
-            "y": {"field": y, "type": "nominal", "sort": None, "title": None,
-                  "axis": {"labelLimit": 260}},
+            "y": {
+                "field": y,
+                "type": "nominal",
+                "sort": None,
+                "title": None,
+                "axis": {"labelLimit": 260},
+            },
             "color": color,
             "tooltip": tooltip,
         },
@@ -194,8 +205,12 @@ def probability_chart(class_names: tuple[str, ...], proba: np.ndarray, top: int 
     )
     _bars(
         df,
-        {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
-         "axis": {"format": "%"}},
+        {
+            "field": "probability",
+            "type": "quantitative",
+            "scale": {"domain": [0, 1]},
+            "axis": {"format": "%"},
+        },
         "class",
         {"value": POSITIVE},
         [{"field": "class"}, {"field": "probability", "format": ".1%"}],
@@ -213,8 +228,12 @@ def signed_bars(names: list[str], values: np.ndarray, title: str, value_label: s
         df,
         {"field": value_label, "type": "quantitative"},
         "concept",
-        {"field": "sign", "type": "nominal", "legend": None,
-         "scale": {"domain": ["positive", "negative"], "range": [POSITIVE, NEGATIVE]}},
+        {
+            "field": "sign",
+            "type": "nominal",
+            "legend": None,
+            "scale": {"domain": ["positive", "negative"], "range": [POSITIVE, NEGATIVE]},
+        },
         [{"field": "concept"}, {"field": value_label, "format": "+.3f"}],
         title,
     )
@@ -240,15 +259,29 @@ def weight_matrix(model: ConceptBottleneckModel) -> None:
         "mark": {"type": "rect"},
         "height": max(160, 24 * len(model.class_names)),
         "encoding": {
-            "x": {"field": "concept", "type": "nominal", "title": None,
-                  "sort": [model.bank.concepts[c] for c in used],
-                  "axis": {"labelAngle": -40, "labelLimit": 200}},
-            "y": {"field": "class", "type": "nominal", "title": None,
-                  "sort": list(model.class_names)},
-            "color": {"field": "weight", "type": "quantitative",
-                      "scale": {"scheme": "redblue", "domain": [-lim, lim], "reverse": True}},
-            "tooltip": [{"field": "class"}, {"field": "concept"},
-                        {"field": "weight", "format": "+.3f"}],
+            "x": {
+                "field": "concept",
+                "type": "nominal",
+                "title": None,
+                "sort": [model.bank.concepts[c] for c in used],
+                "axis": {"labelAngle": -40, "labelLimit": 200},
+            },
+            "y": {
+                "field": "class",
+                "type": "nominal",
+                "title": None,
+                "sort": list(model.class_names),
+            },
+            "color": {
+                "field": "weight",
+                "type": "quantitative",
+                "scale": {"scheme": "redblue", "domain": [-lim, lim], "reverse": True},
+            },
+            "tooltip": [
+                {"field": "class"},
+                {"field": "concept"},
+                {"field": "weight", "format": "+.3f"},
+            ],
         },
     }
     st.vega_lite_chart(df, spec, width="stretch")

@@ -136,9 +136,7 @@ def export_case(
 
     def ranked(view: CaseView) -> list[dict[str, Any]]:
         order = np.argsort(-view.proba)[:top]
-        return [
-            {"class": model.class_names[k], "probability": float(view.proba[k])} for k in order
-        ]
+        return [{"class": model.class_names[k], "probability": float(view.proba[k])} for k in order]
 
     return {
         "kind": "cbm_edited_case",

@@ -100,8 +100,11 @@ class ModelCard:
         return [
             ("backbone", f"{self.backbone} ({self.weights})"),
             ("concept bank", f"{self.bank} ({self.n_concepts} concepts)"),
-            ("classes", f"{len(self.classes)}: {', '.join(self.classes[:12])}"
-             + (" ..." if len(self.classes) > 12 else "")),
+            (
+                "classes",
+                f"{len(self.classes)}: {', '.join(self.classes[:12])}"
+                + (" ..." if len(self.classes) > 12 else ""),
+            ),
             ("NEC (non-zero weights per class)", f"{self.nec:.2f}"),
             ("test accuracy", pct(self.accuracy)),
             ("same head on random directions (control)", control),
@@ -192,7 +195,7 @@ def save_evaluation(
         raise ValidationError(
             f"need embeddings (n, dim) and labels (n,), got {emb.shape} and {y.shape}"
         )
-    arrays = {"embeddings": emb, "labels": y}
+    arrays: dict[str, np.ndarray] = {"embeddings": emb, "labels": y}
     if images is not None:
         imgs = np.asarray(images)
         if imgs.dtype != np.uint8 or imgs.ndim != 4 or imgs.shape[0] != emb.shape[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,45 @@ def test_global_edit_shows_the_accuracy_change_and_saves(synthetic_dir: Path, tm
     back = ConceptBottleneckModel.load(target)
     assert (back.weights[:, used] == 0).all()
     assert ConceptBottleneckModel.load(synthetic_dir).nec == model.nec
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_shapes_model_regenerates_its_split_and_embeds_a_good_upload(shapes_dir: Path) -> None:
+    at = _app(shapes_dir)
+    assert any("shapes world, test split (120 images)" in s.value for s in at.success)
+    _page(at, "Image view")
+    model = ConceptBottleneckModel.load(shapes_dir)
+    split = load_evaluation(model, shapes_dir)
+    assert split is not None and split.images is not None
+    sure = np.flatnonzero(split.correct & (split.proba.max(1) > 0.8))
+    k = int(sure[0])
+    at.file_uploader(key="upload_file").upload("shape.png", _png(split.images[k]), "image/png")
+    at.run()
+    assert not at.exception and not at.error
+    assert "uploaded image 'shape.png'" in at.subheader[0].value
+    assert at.metric[0].value == model.class_names[split.labels[k]]
+    # The uploaded case is what the Intervene page edits.
+    _page(at, "Intervene")
+    assert at.metric[0].value == model.class_names[split.labels[k]]
+    assert any("uploaded image 'shape.png'" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_demo_model_card_shows_accuracy_beside_the_random_control(demo_dir: Path) -> None:
+    at = _app(demo_dir)
+    card = at.table[0].value
+    fields = dict(zip(card["field"], card["value"], strict=True))
+    model = ConceptBottleneckModel.load(demo_dir)
+    control = model.metrics["random_control"]
+    assert fields["test accuracy"] == f"{model.metrics['test_accuracy']:.1%}"
+    assert fields["same head on random directions (control)"].startswith(
+        f"{control['accuracy']:.1%}"
+    )
+    assert "open_clip:shapes-clip-rn" in fields["backbone"]

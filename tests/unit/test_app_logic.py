@@ -60,7 +60,10 @@ def test_model_card_reports_accuracy_beside_the_random_control(saved: Path) -> N
     model = ConceptBottleneckModel.load(saved)
     card = dict(model_card(model, saved).summary_rows())
     assert card["NEC (non-zero weights per class)"] == f"{model.nec:.2f}"
-    assert "%" in card["test accuracy"] and "at NEC" in card["same head on random directions (control)"]
+    assert (
+        "%" in card["test accuracy"]
+        and "at NEC" in card["same head on random directions (control)"]
+    )
 
 
 def test_stored_evaluation_split_matches_the_model(saved: Path) -> None:
@@ -130,13 +133,17 @@ def test_top_concepts_orders_by_magnitude() -> None:
 def test_export_records_edits_and_both_predictions(saved: Path) -> None:
     model = ConceptBottleneckModel.load(saved)
     scores = model.concept_scores(np.ones((1, 32)))[0]
-    record = export_case(model, str(saved), {"source": "evaluation", "index": 0}, scores, [], {1: 2.5})
+    record = export_case(
+        model, str(saved), {"source": "evaluation", "index": 0}, scores, [], {1: 2.5}
+    )
     json.dumps(record)
     assert record["edits"] == [{"concept": "concept 1", "index": 1, "value": 2.5}]
     assert record["prediction_before"]["class"] in model.class_names
 
 
-def test_global_edit_copies_the_model_and_saves_a_new_directory(saved: Path, tmp_path: Path) -> None:
+def test_global_edit_copies_the_model_and_saves_a_new_directory(
+    saved: Path, tmp_path: Path
+) -> None:
     model = ConceptBottleneckModel.load(saved)
     split = load_evaluation(model, saved)
     assert split is not None
