@@ -34,7 +34,11 @@ def _record(
 
 
 def _on_slider(model: ConceptBottleneckModel, original: np.ndarray, j: int) -> None:
-    _record(model, original, j, float(st.session_state[_slider_key(j)]), "slider")
+    value = float(st.session_state[_slider_key(j)])
+    # A slider re-sent at its current value (e.g. when the concept choice changes) is
+    # not an edit; only real changes enter the history.
+    if abs(value - float(ui.edits().get(j, original[j]))) > 1e-9:
+        _record(model, original, j, value, "slider")
 
 
 def _undo(model: ConceptBottleneckModel, original: np.ndarray, j: int) -> None:
@@ -46,7 +50,7 @@ def _undo(model: ConceptBottleneckModel, original: np.ndarray, j: int) -> None:
     st.session_state[_slider_key(j)] = float(original[j])
 
 
-def _reset(n_concepts: int) -> None:
+def _reset() -> None:
     for j in list(ui.edits()):
         st.session_state.pop(_slider_key(j), None)
     st.session_state["edits"] = {}
@@ -71,7 +75,7 @@ def _editor(
         else:
             st.markdown(f"Suggested next concept to check: **{names[suggestion]}**")
             st.button("Check suggested concept", on_click=_suggest, args=(suggestion,))
-        st.button("Reset all edits", on_click=_reset, args=(len(names),))
+        st.button("Reset all edits", on_click=_reset)
     with left:
         st.session_state.setdefault("concept_choice", suggestion if suggestion is not None else 0)
         j = st.selectbox(

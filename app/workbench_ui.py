@@ -179,7 +179,7 @@ def _bars(
 ) -> None:
     spec: dict[str, Any] = {
         "mark": {"type": "bar"},
-        "height": 22 * len(df) + 30,
+        "height": {"step": 24},
         "encoding": {
             "x": x,
             "y": {
@@ -257,7 +257,7 @@ def weight_matrix(model: ConceptBottleneckModel) -> None:
     used = np.unique(cols)
     spec = {
         "mark": {"type": "rect"},
-        "height": max(160, 24 * len(model.class_names)),
+        "height": {"step": 26},
         "encoding": {
             "x": {
                 "field": "concept",

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import synthetic_model_dir  # noqa: E402
+from workbench_models import synthetic_model_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

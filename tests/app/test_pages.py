@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("streamlit", reason="the workbench tests need the [app] extra")
 from streamlit.testing.v1 import AppTest  # noqa: E402
+from workbench_models import find_flip  # noqa: E402
 
 from cbm.app_support import load_evaluation  # noqa: E402
 from cbm.model import ConceptBottleneckModel  # noqa: E402
@@ -78,34 +79,18 @@ def test_corrupt_upload_gets_a_clear_message(synthetic_dir: Path) -> None:
     assert "Upload refused" in at.error[0].value and "broken.png" in at.error[0].value
 
 
-def _flip_edit(model_dir: Path, index: int) -> tuple[int, str]:
-    """A concept whose 'present' setting flips image ``index``'s predicted class."""
-    model = ConceptBottleneckModel.load(model_dir)
-    split = load_evaluation(model, model_dir)
-    assert split is not None
-    present = np.percentile(split.scores, 95, axis=0)
-    s = split.scores[index].astype(np.float64)
-    base = model.logits_from_scores(s[None])[0].argmax()
-    for j in np.argsort(-np.abs(model.weights).max(0)):
-        t = s.copy()
-        t[j] = present[j]
-        new = model.logits_from_scores(t[None])[0].argmax()
-        if new != base:
-            return int(j), model.class_names[new]
-    pytest.skip("no single concept flips this image")
-
-
 def test_intervene_changes_the_prediction_resets_and_exports(synthetic_dir: Path) -> None:
     at = _page(_app(synthetic_dir), "Image view")
     split = load_evaluation(ConceptBottleneckModel.load(synthetic_dir), synthetic_dir)
     assert split is not None
-    index = next(i for i in range(len(split)) if _flippable(synthetic_dir, i))
+    index, (j, how, new_class) = next(
+        (i, f) for i in range(len(split)) if (f := find_flip(synthetic_dir, i)) is not None
+    )
     at.selectbox(key="image_choice").set_value(index).run()
-    j, new_class = _flip_edit(synthetic_dir, index)
     _page(at, "Intervene")
     before = at.metric[0].value
     at.selectbox(key="concept_choice").set_value(j).run()
-    next(b for b in at.button if b.label == "Set present").click().run()
+    next(b for b in at.button if b.label == f"Set {how}").click().run()
     assert at.metric[1].value == new_class != before
     assert "changed" in at.metric[1].delta
     assert "History (1 edits)" in [s.value for s in at.subheader]
@@ -115,14 +100,6 @@ def test_intervene_changes_the_prediction_resets_and_exports(synthetic_dir: Path
     assert len(at.session_state["history"]) == 2
     next(b for b in at.button if b.label == "Reset all edits").click().run()
     assert at.metric[1].value == before and at.session_state["edits"] == {}
-
-
-def _flippable(model_dir: Path, index: int) -> bool:
-    try:
-        _flip_edit(model_dir, index)
-    except pytest.skip.Exception:
-        return False
-    return True
 
 
 def test_suggest_selects_a_concept(synthetic_dir: Path) -> None:

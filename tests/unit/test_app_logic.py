@@ -34,7 +34,7 @@ from cbm.exceptions import ConfigurationError, ValidationError
 from cbm.model import ConceptBottleneckModel
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "app"))
-from synthetic import synthetic_model_dir  # noqa: E402
+from workbench_models import synthetic_model_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")

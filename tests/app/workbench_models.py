@@ -48,3 +48,29 @@ def synthetic_model_dir(
     images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
     save_evaluation(directory, X[n:], y[n:], images)
     return directory
+
+
+def find_flip(model_dir: Path, index: int) -> tuple[int, str, str] | None:
+    """One edit that flips evaluation image ``index``'s prediction.
+
+    Returns (concept index, "present" or "absent", new class name), trying the concepts
+    with the largest head weights first, or ``None`` when no single edit flips it.
+    """
+    from cbm.app_support import load_evaluation
+    from cbm.model import ConceptBottleneckModel
+
+    model = ConceptBottleneckModel.load(model_dir)
+    split = load_evaluation(model, model_dir)
+    if split is None:
+        return None
+    absent, present = np.percentile(split.scores, [5, 95], axis=0)
+    s = split.scores[index].astype(np.float64)
+    base = model.logits_from_scores(s[None])[0].argmax()
+    for j in np.argsort(-np.abs(model.weights).max(0)):
+        for level, how in ((present[j], "present"), (absent[j], "absent")):
+            t = s.copy()
+            t[j] = level
+            new = model.logits_from_scores(t[None])[0].argmax()
+            if new != base:
+                return int(j), how, model.class_names[new]
+    return None
