@@ -106,6 +106,7 @@ def test_browser_model_card_and_image_view(server: str, page: object, shapes_dir
     model = ConceptBottleneckModel.load(shapes_dir)
     body = pg.locator("body").inner_text()
     assert f"{model.nec:.2f}" in body and "random directions" in body
+    pg.get_by_text("Evaluation split:").wait_for()
     pg.screenshot(path=str(SHOTS / "model.png"), full_page=True)
     _goto_page(pg, server, "Image view")
     pg.get_by_text("Inspecting evaluation image #0").wait_for()

@@ -30,4 +30,4 @@ def test_app_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
     pytest.importorskip("streamlit", reason="cbm app needs the [app] extra")
     result = CliRunner().invoke(app, ["app", str(tmp_path)])
     assert result.exit_code == 1
-    assert "is not a saved model" in result.output
+    assert "is not a saved model" in " ".join(result.output.split())
