@@ -39,7 +39,7 @@ def build_model(directory: Path, k: int, classes: int, n: int, dim: int = 64) ->
     y = rng.integers(0, classes, 2 * n)
     X = (centres[y] + 0.8 * rng.standard_normal((2 * n, dim))).astype(np.float32)
     bank = ConceptBank("bench", tuple(f"concept {i}" for i in range(k)))
-    head = SparseLinearHead(target_nec=None, C=0.05, max_iter=10, tol=1e-2)
+    head = SparseLinearHead(target_nec=None, C=0.1, max_iter=10, tol=1e-2)
     with threadpool_limits(limits=1):
         model = ConceptBottleneckModel(
             bank,
