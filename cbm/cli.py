@@ -219,6 +219,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "cbm.cli_audit",
     "cbm.cli_concepts",
     "cbm.cli_interventions",
+    "cbm.cli_app",
 )
 
 
