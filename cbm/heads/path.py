@@ -105,7 +105,7 @@ class Design:
             if self.tensor is not None:
                 yield sl, self.tensor[sl]
             else:
-                block = np.asarray(self.source[sl])
+                block = np.array(self.source[sl])  # a writable copy of one chunk
                 if self.cols is not None:
                     block = np.take(block, self.cols, axis=1)
                 yield sl, torch.as_tensor(block).to(self.device, self.dtype)

@@ -228,7 +228,7 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         if self.max_per_class is not None:
             chosen, support = self._walk_budget(solver, grid, int(self.max_per_class))
         elif target is None and self.selection == "nec":
-            chosen, support = self._walk_to_lambda(solver, grid, 1.0 / (self.C * design.n)), None
+            chosen, support = self._walk_to_lambda(solver, 1.0 / (self.C * design.n)), None
         else:
             chosen, support = self._walk(solver, grid, target), None
         self._finish(solver, chosen, support, X_val, y_val)
@@ -243,15 +243,13 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         )
         self.lambda_max_ = solver.lambda_max
 
-    def _walk_to_lambda(
-        self, solver: PathSolver, grid: Any, lam: float
-    ) -> Solution:
-        """Warm-started path down to one fixed ``lam`` (the ``target_nec=None`` mode)."""
-        for i in range(self.n_lambdas):
-            if grid(i) <= lam:
-                break
-            solver.solve(grid(i))
-        return solver.snapshot(solver.solve(min(lam, solver.lambda_max)))
+    def _walk_to_lambda(self, solver: PathSolver, lam: float) -> Solution:
+        """Warm-started geometric steps (ratio ~0.3) from ``lambda_max`` to one ``lam``."""
+        lam = min(lam, solver.lambda_max)
+        n_steps = max(1, min(self.n_lambdas, math.ceil(math.log(solver.lambda_max / lam) / 1.2)))
+        for i in range(1, n_steps):
+            solver.solve(solver.lambda_max * (lam / solver.lambda_max) ** (i / n_steps))
+        return solver.snapshot(solver.solve(lam))
 
     def _walk(self, solver: PathSolver, grid: Any, target: float | None) -> Solution:
         """Down the grid; stop past ``target`` and bisect, or keep the best on validation."""
