@@ -112,9 +112,13 @@ class Design:
 
 
 def loss_grad(
-    design: Design, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor
+    design: Design, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, stats: bool = True
 ) -> tuple[float, torch.Tensor, torch.Tensor, int]:
-    """Mean cross-entropy, its gradient in ``W`` and ``b``, and the number correct."""
+    """Mean cross-entropy, its gradient in ``W`` and ``b``, and the number correct.
+
+    With ``stats=False`` (the inner loop) only the gradients are computed; loss and
+    count are returned as 0.
+    """
     gW = torch.zeros_like(W)
     gb = torch.zeros_like(b)
     loss = torch.zeros((), dtype=W.dtype, device=W.device)
@@ -122,10 +126,13 @@ def loss_grad(
     for sl, Xc in design.chunks():
         yc = y[sl]
         Z = torch.addmm(b, Xc, W.T)
-        lse = torch.logsumexp(Z, dim=1)
-        loss += (lse - Z.gather(1, yc[:, None])[:, 0]).sum()
-        correct += (Z.argmax(1) == yc).sum()
-        P = torch.exp(Z - lse[:, None])
+        if stats:
+            lse = torch.logsumexp(Z, dim=1)
+            loss += (lse - Z.gather(1, yc[:, None])[:, 0]).sum()
+            correct += (Z.argmax(1) == yc).sum()
+            P = torch.exp(Z - lse[:, None])
+        else:
+            P = torch.softmax(Z, dim=1)
         P[torch.arange(len(yc), device=P.device), yc] -= 1.0
         gW.addmm_(P.T, Xc)
         gb += P.sum(0)
@@ -183,7 +190,7 @@ def fista(
     t = 1.0
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - it is returned
-        _, gW, gb, _ = loss_grad(design, y, Vw, Vb)
+        _, gW, gb, _ = loss_grad(design, y, Vw, Vb, stats=False)
         gW += l2 * Vw
         Wn = soft_threshold(Vw - step * gW, step * l1)
         if mask is not None:
