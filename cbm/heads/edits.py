@@ -74,7 +74,7 @@ def edit_concepts(
     model._check_fitted()
     removed = resolve_concepts(model, remove)
     scale = dict(scale or {})
-    factors = {int(resolve_concepts(model, [key])[0]): float(f) for key, f in scale.items()}
+    factors = {int(j): float(f) for key, f in scale.items() for j in resolve_concepts(model, [key])}
     for j, f in factors.items():
         if not np.isfinite(f):
             raise ValidationError(f"scale for concept {model.bank.concepts[j]!r} is {f}")
