@@ -74,7 +74,7 @@ class Design:
     ) -> None:
         self.device, self.dtype, self.chunk_rows = device, dtype, max(1, int(chunk_rows))
         self.stream = isinstance(X, np.memmap) if stream is None else stream
-        self.source = X
+        self.source: np.ndarray | None = X
         self.cols = cols
         self.n = X.shape[0]
         self.k = X.shape[1] if cols is None else len(cols)
@@ -96,6 +96,8 @@ class Design:
         if self.tensor is not None:
             idx = torch.as_tensor(cols, device=self.device, dtype=torch.long)
             return Design.from_tensor(self.tensor.index_select(1, idx), self.chunk_rows)
+        if self.source is None:
+            raise RuntimeError("a Design holds either a resident tensor or a source array")
         base = cols if self.cols is None else self.cols[cols]
         return Design(self.source, self.device, self.dtype, self.chunk_rows, True, base)
 
@@ -104,7 +106,7 @@ class Design:
             sl = slice(start, min(start + self.chunk_rows, self.n))
             if self.tensor is not None:
                 yield sl, self.tensor[sl]
-            else:
+            elif self.source is not None:
                 block = np.array(self.source[sl])  # a writable copy of one chunk
                 if self.cols is not None:
                     block = np.take(block, self.cols, axis=1)
