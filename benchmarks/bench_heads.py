@@ -194,6 +194,8 @@ def _walk(
             for t in pending:
                 out[t] = (float("inf"), last[1], last[2])
             break
+    for t in pending:  # the grid ended (or the bank is smaller than the target)
+        out.setdefault(t, last)
     return out
 
 
