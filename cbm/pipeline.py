@@ -13,10 +13,10 @@ from threadpoolctl import threadpool_limits
 from cbm.backbones import EmbeddingCache, OpenCLIPBackbone, embed_images
 from cbm.concepts.bank import ConceptBank
 from cbm.data.shapes import CONCEPT_DIMENSION, DIMENSIONS, ShapesWorld
+from cbm.heads.control import random_control
 from cbm.heads.sparse import SparseLinearHead
 from cbm.metrics.core import accuracy, concept_auroc, linear_probe_accuracy
 from cbm.model import ConceptBottleneckModel
-from cbm.scores.cosine import random_directions
 
 
 @dataclass
@@ -42,40 +42,6 @@ class DemoReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def random_control(
-    backbone_identity: dict[str, Any],
-    n_concepts: int,
-    emb_train: np.ndarray,
-    y_train: np.ndarray,
-    emb_test: np.ndarray,
-    y_test: np.ndarray,
-    class_names: tuple[str, ...],
-    target_nec: float | None,
-    seed: int = 0,
-) -> ConceptBottleneckModel:
-    """The same bottleneck on ``n_concepts`` random directions, fitted the same way.
-
-    Its accuracy at the same NEC is the number a concept bank must beat before its
-    concepts can be said to explain anything.
-    """
-    dim = emb_train.shape[1]
-    bank = ConceptBank(
-        name="random-directions",
-        concepts=tuple(f"random direction {i}" for i in range(n_concepts)),
-        provenance={"source": "random unit vectors in embedding space", "seed": seed},
-    )
-    model = ConceptBottleneckModel(
-        bank,
-        random_directions(n_concepts, dim, seed=seed),
-        backbone_identity,
-        class_names,
-        SparseLinearHead(target_nec=target_nec),
-    )
-    model.fit(emb_train, y_train)
-    model.metrics["test_accuracy"] = accuracy(y_test, model.predict(emb_test))
-    return model
 
 
 def run_demo(
