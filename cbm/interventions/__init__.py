@@ -9,11 +9,14 @@ The one place an application imports interventions from:
 * :class:`Intervener` -- selection strategies (``rand``, ``ucp``, ``lcp``, ``cctp``,
   ``ectp``, ``eudtp``; Shin et al., ICML 2023) per image or with a batch budget, at
   concept or group granularity;
-* :func:`intervention_curves` -- task error against the number of interventions.
+* :func:`intervention_curves` -- task error against the number of interventions;
+* :func:`edit_concepts` -- "fix the model": a global edit that removes or down-weights
+  concepts in every class (optionally re-fitting the rest) and returns a new model.
 
 Models are never modified.
 """
 
+from cbm.heads.edits import edit_concepts
 from cbm.interventions.curves import (
     InterventionCurve,
     curve_auc,
@@ -51,6 +54,7 @@ __all__ = [
     "concept_index",
     "curve_auc",
     "curves_table",
+    "edit_concepts",
     "edit_prediction",
     "group_members",
     "intervene",
