@@ -70,7 +70,9 @@ def _check_matrix(X: Any, name: str = "embeddings") -> np.ndarray:
     if X.dtype.kind not in "fiu":
         raise ValidationError(f"{name} must be numeric, got dtype {X.dtype}")
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValidationError(f"{name} must be a non-empty 2-D (n_samples, dim) array, got {X.shape}")
+        raise ValidationError(
+            f"{name} must be a non-empty 2-D (n_samples, dim) array, got {X.shape}"
+        )
     return X
 
 
@@ -137,7 +139,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         activation: str = "topk",
         k: int = 8,
         l1_coeff: float = 3e-2,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         batch_size: int = 1024,
         epochs: float = 30.0,
         max_steps: int | None = None,
