@@ -7,6 +7,7 @@ valid. Nothing here unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -54,12 +55,34 @@ def read_json(path: str | Path) -> Any:
 
 def write_arrays(
     path: str | Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
-) -> None:
-    """Write numpy arrays to a safetensors file atomically."""
+) -> str:
+    """Write numpy arrays to a safetensors file atomically; returns the file's sha256.
+
+    Record the hash in the artefact's ``config.json`` and check it on load
+    (:func:`check_sha256`): then a save interrupted between its two files can never
+    load as a mix of old and new parts.
+    """
     from safetensors.numpy import save
 
     contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    _atomic_write_bytes(Path(path), save(contiguous, metadata=dict(metadata or {})))
+    data = save(contiguous, metadata=dict(metadata or {}))
+    _atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise when a file's sha256 differs from the one its config recorded."""
+    if expected is None:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != expected:
+        raise ArtefactError(
+            f"{path} does not match the sha256 recorded in config.json: the directory holds "
+            "parts of two different saves (an interrupted save?) or was edited by hand"
+        )
 
 
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:

@@ -43,6 +43,7 @@ from cbm.exceptions import ConfigurationError, ValidationError
 from cbm.io import (
     SCHEMA_VERSION,
     check_config,
+    check_sha256,
     expect_array,
     read_arrays,
     read_json,
@@ -442,7 +443,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         directory = Path(directory)
         arrays = {p: getattr(self, p + "_") for p in _PARAMS}
         arrays["input_scale"] = np.asarray([self.input_scale_], np.float32)
-        write_arrays(directory / "sae.safetensors", arrays)
+        sha = write_arrays(directory / "sae.safetensors", arrays)
         write_json(
             directory / "config.json",
             {
@@ -451,6 +452,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
                 "cbm_version": cbm.__version__,
                 "params": self.get_params(),
                 "n_features_in": int(self.n_features_in_),
+                "arrays_sha256": sha,
                 "report": self.report_,
                 "loss_curve_every_10_steps": [round(v, 6) for v in self.loss_curve_],
                 "resampled_per_window": self.resampled_,
@@ -474,6 +476,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         sae = cls(**params)
         sae._validate_params()
         path = directory / "sae.safetensors"
+        check_sha256(path, config.get("arrays_sha256"))
         arrays = read_arrays(path)
         m = sae.n_latents
         shapes = {"W_enc": (d, m), "b_enc": (m,), "W_dec": (m, d), "b_pre": (d,)}
