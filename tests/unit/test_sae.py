@@ -110,7 +110,10 @@ def test_save_load_round_trip(topk, world, tmp_path):
     back = SparseAutoencoder.load(tmp_path / "sae")
     np.testing.assert_array_equal(back.transform(world[0][:50]), topk.transform(world[0][:50]))
     assert back.report_ == topk.report_ and back.get_params() == topk.get_params()
-    assert sorted(p.name for p in (tmp_path / "sae").iterdir()) == ["config.json", "sae.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "sae").iterdir()) == [
+        "config.json",
+        "sae.safetensors",
+    ]
 
 
 def test_load_refuses_tampered_shapes_and_pickles(topk, tmp_path):
@@ -121,6 +124,10 @@ def test_load_refuses_tampered_shapes_and_pickles(topk, tmp_path):
     with pytest.raises(ArtefactError, match="shape"):
         SparseAutoencoder.load(tmp_path / "sae")
     (tmp_path / "sae" / "sae.safetensors").write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(ArtefactError, match="sha256"):
+        SparseAutoencoder.load(tmp_path / "sae")
+    del cfg["arrays_sha256"]
+    (tmp_path / "sae" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ArtefactError, match="pickle"):
         SparseAutoencoder.load(tmp_path / "sae")
 
