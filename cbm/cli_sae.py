@@ -147,9 +147,16 @@ def inspect(
     table = Table(title=f"latent names ({prov.get('method')}, vocabulary {prov.get('vocabulary')})")
     for col in ("latent", "name", "top-3 (cosine)", "weak"):
         table.add_column(col)
-    rows = zip(prov["latents"], bank.concepts, prov["top_names"], prov["top_scores"], prov["weak"])
+    rows = zip(
+        prov["latents"],
+        bank.concepts,
+        prov["top_names"],
+        prov["top_scores"],
+        prov["weak"],
+        strict=True,
+    )
     for j, concept, names, scores, weak in list(rows)[:top]:
-        alt = ", ".join(f"{n} {s:.2f}" for n, s in zip(names, scores))
+        alt = ", ".join(f"{n} {s:.2f}" for n, s in zip(names, scores, strict=True))
         table.add_row(str(j), concept, alt, "weak" if weak else "")
     console.print(table)
 

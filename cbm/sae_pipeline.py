@@ -83,7 +83,9 @@ class RecoveryReport:
 
     @property
     def recovered_and_named_fraction(self) -> float:
-        ok = [a >= self.threshold and m for a, m in zip(self.best_auroc, self.name_match)]
+        ok = [
+            a >= self.threshold and m for a, m in zip(self.best_auroc, self.name_match, strict=True)
+        ]
         return float(np.mean(ok))
 
 
@@ -105,7 +107,9 @@ def concept_recovery(
         best_latent=[int(j) for j in best],
         best_auroc=[float(auc[i, j]) for i, j in enumerate(best)],
         names=[list(n) for n in got],
-        name_match=[name_matches(c, n, bank_vocabulary) for c, n in zip(concepts, got)],
+        name_match=[
+            name_matches(c, n, bank_vocabulary) for c, n in zip(concepts, got, strict=True)
+        ],
         threshold=threshold,
     )
 
@@ -135,7 +139,12 @@ def _summary(rep: RecoveryReport) -> dict[str, Any]:
         "per_concept": [
             {"concept": c, "latent": j, "auroc": round(a, 4), "names": n, "match": m}
             for c, j, a, n, m in zip(
-                rep.concepts, rep.best_latent, rep.best_auroc, rep.names, rep.name_match
+                rep.concepts,
+                rep.best_latent,
+                rep.best_auroc,
+                rep.names,
+                rep.name_match,
+                strict=True,
             )
         ],
     }
