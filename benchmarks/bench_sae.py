@@ -74,7 +74,13 @@ def bench_sae_lens(X: np.ndarray, m: int, k: int, batch: int) -> float:
 
     def step(xb: torch.Tensor) -> None:
         out = sae.training_forward_pass(
-            TrainStepInput(sae_in=xb, coefficients={}, dead_neuron_mask=None, n_training_steps=0)
+            TrainStepInput(
+                sae_in=xb,
+                coefficients={},
+                dead_neuron_mask=None,
+                n_training_steps=0,
+                is_logging_step=False,
+            )
         )
         opt.zero_grad()
         out.loss.backward()
@@ -97,6 +103,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--no-bf16", action="store_true", help="skip bf16 (very slow on CPUs without AMX/BF16)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -111,6 +120,8 @@ def main() -> None:
         ("overcomplete TopKSAE fp32", lambda: bench_overcomplete(X, m, k, b)),
         ("sae-lens TopKTrainingSAE fp32", lambda: bench_sae_lens(X, m, k, b)),
     ]
+    if args.no_bf16:
+        rows = [r for r in rows if "bf16" not in r[0]]
     results: dict[str, float] = {}
     for name, fn in rows:
         try:
