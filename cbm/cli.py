@@ -215,7 +215,10 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A saved model directory
 
 # Commands of each topic live in their own module (cbm/cli_<topic>.py) exposing
 # ``register(app)``; list the module here, one line each.
-_EXTENSIONS: tuple[str, ...] = ("cbm.cli_sae",)
+_EXTENSIONS: tuple[str, ...] = (
+    "cbm.cli_audit",
+    "cbm.cli_sae",
+)
 
 
 def _register_extensions() -> None:
