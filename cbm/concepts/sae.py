@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -86,6 +87,26 @@ def encode(
         vals, idx = pre.topk(k, dim=1)
         return torch.zeros_like(pre).scatter_(1, idx, torch.relu(vals))
     return torch.relu(pre)
+
+
+def topk_forward(
+    x: torch.Tensor, params: dict[str, torch.Tensor], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TopK reconstruction that decodes only the ``k`` active latents per sample.
+
+    ``embedding_bag`` sums ``k`` decoder rows per sample (``batch x k x dim`` work)
+    instead of multiplying a mostly-zero ``batch x n_latents`` code matrix, which
+    removes two of the five large matrix products of a training step (decoder forward
+    and its backward for the codes). Returns the reconstruction and which latents fired.
+    """
+    W_dec = params["W_dec"]
+    pre = (x - params["b_pre"]) @ params["W_enc"] + params["b_enc"]
+    vals, idx = pre.topk(k, dim=1)
+    vals = torch.relu(vals).to(W_dec.dtype)
+    recon = F.embedding_bag(idx, W_dec, per_sample_weights=vals, mode="sum")
+    fired = torch.zeros(W_dec.shape[0], dtype=torch.bool, device=x.device)
+    fired[idx[vals > 0]] = True
+    return recon + params["b_pre"], fired
 
 
 class SparseAutoencoder(TransformerMixin, BaseEstimator):
@@ -305,8 +326,12 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             else:
                 x = torch.from_numpy(self._rows(X, rows[np.sort(pick)]) / scale).to(device)
             with self._autocast(device):
-                z = encode(x, params, self.activation, self.k)
-                recon = z @ params["W_dec"] + params["b_pre"]
+                if self.activation == "topk":
+                    recon, active = topk_forward(x, params, self.k)
+                else:
+                    z = encode(x, params, self.activation, self.k)
+                    recon = z @ params["W_dec"] + params["b_pre"]
+                    active = (z > 0).any(0)
                 loss = ((recon.float() - x) ** 2).sum(1).mean()
                 if self.activation == "relu" and self.l1_coeff > 0:
                     loss = loss + self.l1_coeff * z.float().sum(1).mean()
@@ -320,7 +345,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
                     g -= (g * W_dec).sum(1, keepdim=True) * W_dec
                 opt.step()
                 W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                fired |= (z > 0).any(0)
+                fired |= active
             if step % 10 == 0 or step == total - 1:
                 value = float(loss.detach())
                 self.loss_curve_.append(value)
