@@ -220,6 +220,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "cbm.cli_concepts",
     "cbm.cli_interventions",
     "cbm.cli_app",
+    "cbm.cli_sae",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from cbm.io import (
     write_json,
 )
 from cbm.scores.cosine import CosineConceptScorer
+from cbm.scores.sae import SAEConceptScorer
 from cbm.validation import check_embeddings, check_labels
 
 KIND = "concept_bottleneck_model"
@@ -59,6 +60,9 @@ class ConceptBottleneckModel:
         that images are embedded the same way later.
     head
         An unfitted :class:`SparseLinearHead` (default: NEC 5).
+    scorer
+        Concept scores from SAE codes instead of cosine to ``concept_embeddings``
+        (see :func:`cbm.scores.sae.sae_bottleneck`).
     class_names
         Display name per class label; labels are ``0..n_classes-1`` indices into it.
     """
@@ -70,6 +74,7 @@ class ConceptBottleneckModel:
         backbone: dict[str, Any],
         class_names: tuple[str, ...] | list[str],
         head: SparseLinearHead | None = None,
+        scorer: SAEConceptScorer | None = None,
     ) -> None:
         emb = check_embeddings(concept_embeddings, "concept embeddings")
         if emb.shape[0] != len(bank):
@@ -87,7 +92,11 @@ class ConceptBottleneckModel:
         self.concept_embeddings = emb.astype(np.float32)
         self.backbone = dict(backbone)
         self.class_names = tuple(class_names)
-        self.scorer = CosineConceptScorer(self.concept_embeddings, bank.concepts)
+        self.scorer: CosineConceptScorer | SAEConceptScorer = (
+            scorer
+            if scorer is not None
+            else CosineConceptScorer(self.concept_embeddings, bank.concepts)
+        )
         self.head = head if head is not None else SparseLinearHead()
         self.metrics: dict[str, Any] = {}
         self.training: dict[str, Any] = {}
@@ -236,16 +245,18 @@ class ConceptBottleneckModel:
             "metrics": self.metrics,
             "training": self.training,
         }
-        config["arrays_sha256"] = write_arrays(
-            directory / "model.safetensors",
-            {
-                "concept_embeddings": self.concept_embeddings,
-                "scorer_mean": self.scorer.mean_,
-                "scorer_scale": self.scorer.scale_,
-                "head_coef": self.head.coef_,
-                "head_intercept": self.head.intercept_,
-            },
-        )
+        arrays = {
+            "concept_embeddings": self.concept_embeddings,
+            "scorer_mean": self.scorer.mean_,
+            "scorer_scale": self.scorer.scale_,
+            "head_coef": self.head.coef_,
+            "head_intercept": self.head.intercept_,
+        }
+        # --- SAE scorer (cbm.scores.sae): its SAE travels in the same two files ---
+        if isinstance(self.scorer, SAEConceptScorer):
+            config["scorer"], sae_arrays = self.scorer.state()
+            arrays.update(sae_arrays)
+        config["arrays_sha256"] = write_arrays(directory / "model.safetensors", arrays)
         # config.json last, carrying the arrays' hash: a crash between the two writes
         # leaves either no model or one whose parts do not match, refused on load.
         write_json(directory / "config.json", config)
@@ -275,10 +286,19 @@ class ConceptBottleneckModel:
         model = cls(
             bank, emb, backbone, class_names, SparseLinearHead(**head_cfg.get("params", {}))
         )
-        model.scorer.directions_ = model.scorer._directions()
-        model.scorer.n_features_in_ = dim
-        model.scorer.mean_ = expect_array(arrays, "scorer_mean", (k,), path).astype(np.float64)
-        model.scorer.scale_ = expect_array(arrays, "scorer_scale", (k,), path).astype(np.float64)
+        cosine = cast(CosineConceptScorer, model.scorer)
+        cosine.directions_ = cosine._directions()
+        cosine.n_features_in_ = dim
+        cosine.mean_ = expect_array(arrays, "scorer_mean", (k,), path).astype(np.float64)
+        cosine.scale_ = expect_array(arrays, "scorer_scale", (k,), path).astype(np.float64)
+        # --- SAE scorer (cbm.scores.sae) ---
+        scorer_cfg = config.get("scorer")
+        if scorer_cfg is not None:
+            if not isinstance(scorer_cfg, dict) or scorer_cfg.get("type") != "SAEConceptScorer":
+                raise ArtefactError(f"{cfg_path}: unknown concept scorer {scorer_cfg!r}")
+            model.scorer = SAEConceptScorer.from_state(
+                scorer_cfg, arrays, path, cosine.mean_, cosine.scale_, bank.concepts
+            )
         model.head.coef_ = expect_array(arrays, "head_coef", (n_rows, k), path).astype(np.float64)
         model.head.intercept_ = expect_array(arrays, "head_intercept", (n_rows,), path).astype(
             np.float64
