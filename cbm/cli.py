@@ -77,6 +77,18 @@ def demo(
         "linear probe on embeddings (ceiling)", f"{report.linear_probe_accuracy:.1%}", "dense"
     )
     console.print(table)
+    if report.tighter_budgets:
+        tight = Table(title="tighter budgets: shapes bank vs random directions, same head")
+        for col in ("target NEC", "bank accuracy (NEC)", "random control (NEC)", "gap"):
+            tight.add_column(col, justify="right")
+        for row in report.tighter_budgets:
+            tight.add_row(
+                f"{row['target_nec']:g}",
+                f"{row['accuracy']:.1%} ({row['nec']:.2f})",
+                f"{row['random_control_accuracy']:.1%} ({row['random_control_nec']:.2f})",
+                f"{row['accuracy'] - row['random_control_accuracy']:+.1%}",
+            )
+        console.print(tight)
     auroc = Table(title="concept AUROC against ground truth (test split)")
     for dim in report.concept_auroc:
         auroc.add_column(dim, justify="right")
@@ -89,8 +101,10 @@ def demo(
     console.print(
         f"saved model to [bold]{report.model_dir}[/] ({report.seconds:.0f} s, "
         f"{report.cache_hits} of 2 embedding sets from cache).\n"
-        f"Reload it with cbm.model.ConceptBottleneckModel.load({str(report.model_dir)!r}); "
-        f"explain images with: cbm explain {report.model_dir} IMAGE..."
+        f"Open it in the workbench: cbm app {report.model_dir}  (needs the \\[app] extra); "
+        f"audit it: cbm audit {report.model_dir}; explain image files: "
+        f"cbm explain {report.model_dir} IMAGE...; in Python: "
+        f"cbm.model.ConceptBottleneckModel.load({str(report.model_dir)!r})"
     )
     if json_out is not None:
         from cbm.io import write_json
