@@ -279,7 +279,12 @@ def from_folder(root: str | Path, name: str | None = None) -> ImageDataset:
     has_splits = bool(tops) and all(d.name in split_names for d in tops)
     groups = [(d.name, d) for d in tops] if has_splits else [("", root)]
     class_names = sorted(
-        {c.name for _, g in groups for c in g.iterdir() if c.is_dir() and not c.name.startswith(".")}
+        {
+            c.name
+            for _, g in groups
+            for c in g.iterdir()
+            if c.is_dir() and not c.name.startswith(".")
+        }
     )
     if not class_names:
         raise ValidationError(f"{root} has no class folders (expected root/<class>/<image>)")

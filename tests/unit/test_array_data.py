@@ -109,7 +109,9 @@ def test_cub_layout_with_attribute_concepts(tmp_path: Path) -> None:
     assert ds.concepts is not None
     assert ds.concepts.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
     train = load_cub(root, split="train")
-    assert len(train) == 2 and train.concepts is not None and train.concepts[1].tolist() == [0, 0, 1]
+    assert (
+        len(train) == 2 and train.concepts is not None and train.concepts[1].tolist() == [0, 0, 1]
+    )
     idx, images = next(train.iter_batches())
     assert idx.tolist() == [0, 1] and images[0].size == (8, 8)
 
