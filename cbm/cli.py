@@ -206,7 +206,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A saved model directory
 
 # Commands of each topic live in their own module (cbm/cli_<topic>.py) exposing
 # ``register(app)``; list the module here, one line each.
-_EXTENSIONS: tuple[str, ...] = ()
+_EXTENSIONS: tuple[str, ...] = ("cbm.cli_data",)
 
 
 def _register_extensions() -> None:
