@@ -163,14 +163,14 @@ def fit_cavs(
         )
     Y = (Y > 0).astype(np.int64)
     counts = Y.sum(axis=0)
-    bad = [concept_names[k] for k in np.flatnonzero((counts == 0) | (counts == Y.shape[0]))]
+    bad = [concept_names[int(k)] for k in np.flatnonzero((counts == 0) | (counts == Y.shape[0]))]
     if bad:
         raise ValidationError(
             f"concepts {bad[:5]} have only positive or only negative examples; each concept "
             "needs images with and without it"
         )
     rng = np.random.default_rng(seed)
-    test = rng.random(X.shape[0]) < holdout
+    test: np.ndarray = rng.random(X.shape[0]) < holdout
     vectors = np.empty((Y.shape[1], X.shape[1]))
     intercepts = np.empty(Y.shape[1])
     accuracy = np.full(Y.shape[1], np.nan)
