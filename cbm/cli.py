@@ -108,13 +108,21 @@ def train_backbone(
     lr: Annotated[float, typer.Option()] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
+    init: Annotated[
+        Path | None, typer.Option(help="Continue from this checkpoint instead of random weights.")
+    ] = None,
 ) -> None:
     """Train the tiny CLIP on the shapes world (the shipped checkpoint came from this)."""
     from cbm.backbones import resolve_device, tiny_clip
     from cbm.io import write_json
 
     model, report = tiny_clip.train_tiny_clip(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=str(resolve_device(device))
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=str(resolve_device(device)),
+        init=init,
     )
     tiny_clip.save_weights(model, out)
     zero_shot = tiny_clip.zero_shot_of_model(model)
@@ -125,6 +133,7 @@ def train_backbone(
             "batch_size": batch_size,
             "lr": lr,
             "seed": seed,
+            "init": str(init) if init is not None else None,
             "seconds": report.seconds,
             "zero_shot": zero_shot,
             "loss_every_50": report.losses,

@@ -7,6 +7,7 @@ valid. Nothing here unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,12 +20,17 @@ import numpy as np
 from cbm.exceptions import ArtefactError
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates files readable by the owner only; give the final file the
+        # permissions an ordinary open() would, so shared model directories stay readable.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -54,12 +60,34 @@ def read_json(path: str | Path) -> Any:
 
 def write_arrays(
     path: str | Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
-) -> None:
-    """Write numpy arrays to a safetensors file atomically."""
+) -> str:
+    """Write numpy arrays to a safetensors file atomically; returns the file's sha256.
+
+    Record the hash in the artefact's ``config.json`` and check it on load
+    (:func:`check_sha256`): then a save interrupted between its two files can never
+    load as a mix of old and new parts.
+    """
     from safetensors.numpy import save
 
     contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    _atomic_write_bytes(Path(path), save(contiguous, metadata=dict(metadata or {})))
+    data = save(contiguous, metadata=dict(metadata or {}))
+    _atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise when a file's sha256 differs from the one its config recorded."""
+    if expected is None:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != expected:
+        raise ArtefactError(
+            f"{path} does not match the sha256 recorded in config.json: the directory holds "
+            "parts of two different saves (an interrupted save?) or was edited by hand"
+        )
 
 
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:

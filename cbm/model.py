@@ -15,6 +15,7 @@ from cbm.heads.sparse import SparseLinearHead, nec
 from cbm.io import (
     SCHEMA_VERSION,
     check_config,
+    check_sha256,
     expect_array,
     read_arrays,
     read_json,
@@ -235,7 +236,7 @@ class ConceptBottleneckModel:
             "metrics": self.metrics,
             "training": self.training,
         }
-        write_arrays(
+        config["arrays_sha256"] = write_arrays(
             directory / "model.safetensors",
             {
                 "concept_embeddings": self.concept_embeddings,
@@ -245,8 +246,8 @@ class ConceptBottleneckModel:
                 "head_intercept": self.head.intercept_,
             },
         )
-        # config.json last: a directory without it is not a model, so a crash between
-        # the two writes never leaves something that loads as a valid model.
+        # config.json last, carrying the arrays' hash: a crash between the two writes
+        # leaves either no model or one whose parts do not match, refused on load.
         write_json(directory / "config.json", config)
         return directory
 
@@ -263,8 +264,9 @@ class ConceptBottleneckModel:
             backbone = dict(config["backbone"])
         except (KeyError, TypeError) as err:
             raise ArtefactError(f"{cfg_path}: missing or malformed field {err}") from err
-        arrays = read_arrays(directory / "model.safetensors")
         path = directory / "model.safetensors"
+        check_sha256(path, config.get("arrays_sha256"))
+        arrays = read_arrays(path)
         k = len(bank)
         dim = arrays.get("concept_embeddings", np.empty((0, 0))).shape[-1]
         classes = np.asarray(head_cfg.get("classes", range(len(class_names))), dtype=int)

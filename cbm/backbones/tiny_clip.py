@@ -129,12 +129,14 @@ def train_tiny_clip(
     log_every: int = 50,
     progress: bool = True,
     on_log: Callable[[int, float, torch.nn.Module], None] | None = None,
+    init: Path | None = None,
 ) -> tuple[torch.nn.Module, TrainReport]:
     """Train the tiny CLIP from scratch on freshly generated shapes-world images.
 
     Every step draws a new batch, so the model never sees an image twice.
     ``on_log(step, loss, model)`` is called every ``log_every`` steps (e.g. to
-    measure zero-shot accuracy while training).
+    measure zero-shot accuracy while training). ``init`` continues training from a
+    saved checkpoint instead of random weights.
 
     Returns
     -------
@@ -146,7 +148,9 @@ def train_tiny_clip(
 
     register()
     torch.manual_seed(seed)
-    model = open_clip.create_model(MODEL_NAME).to(device)
+    model = open_clip.create_model(
+        MODEL_NAME, pretrained=str(init) if init is not None else None
+    ).to(device)
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     mean, std = model.visual.image_mean, model.visual.image_std
     world = ShapesWorld(rules=_ALL_COMBINATIONS, seed=seed, noise=6.0)

@@ -32,6 +32,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtri
 
 from cbm.exceptions import ConfigurationError
 
@@ -51,6 +52,7 @@ _RGB = {
     "yellow": (235, 205, 40),
 }
 _BACKGROUND = {"dark": 35.0, "light": 220.0, "noisy": 128.0}
+_NORMAL_QUANTILES = ndtri((np.arange(256) + 0.5) / 256)
 
 
 def concept_name(dimension: str, value: str) -> str:
@@ -380,22 +382,34 @@ def _render(
 
     bg_level = np.array([_BACKGROUND[b] for b in DIMENSIONS["background"]])[values["background"]]
     img = np.empty((n, s, s, 3), np.float32)
-    img[:] = (bg_level + rng.uniform(-12, 12, n))[:, None, None, None]
-    noisy_bg = values["background"] == 2
-    if noisy_bg.any():
-        img[noisy_bg] += 45.0 * rng.standard_normal(
-            (int(noisy_bg.sum()), s, s, 1), dtype=np.float32
-        )
+    img[:] = (bg_level + rng.uniform(-12, 12, n))[:, None, None, None].astype(np.float32)
+    noisy_bg = np.flatnonzero(values["background"] == 2)
+    if noisy_bg.size:
+        img[noisy_bg] += _gaussian_noise(rng, (noisy_bg.size, s, s, 1), 45.0)
 
+    # Paint only the object pixels: objects cover a small part of each image.
     rgb = np.array([_RGB[c] for c in DIMENSIONS["colour"]], np.float32)[values["colour"]]
     rgb = rgb + rng.uniform(-15, 15, (n, 3)).astype(np.float32)
     period = max(2, int(round(4 * scale)))
-    stripes = ((xx + yy) // period % 2 == 0)[None]
-    dots = ((xx % period < period // 2) & (yy % period < period // 2))[None]
-    texture = values["texture"][:, None, None]
-    dark = np.where(texture == 1, stripes, np.where(texture == 2, dots, False))
-    fill = np.where(dark[..., None], rgb[:, None, None, :] * 0.35, rgb[:, None, None, :])
-    img = np.where(obj[..., None], fill, img)
+    stripes = (xx + yy) // period % 2 == 0
+    dots = (xx % period < period // 2) & (yy % period < period // 2)
+    i, y, x = np.nonzero(obj)
+    texture = values["texture"][i]
+    dark = np.where(texture == 1, stripes[y, x], (texture == 2) & dots[y, x])
+    img[i, y, x] = rgb[i] * np.where(dark, np.float32(0.35), np.float32(1.0))[:, None]
     if noise > 0:
-        img += np.float32(noise) * rng.standard_normal(img.shape, dtype=np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8), obj
+        img += _gaussian_noise(rng, img.shape, noise)
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8), obj
+
+
+def _gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian pixel noise from random bytes through a 256-level quantile table.
+
+    Drawing float normals costs more than the rest of the rendering together; random
+    bytes mapped through the normal quantiles of 256 equal-probability bins give the
+    same distribution at pixel resolution (tails cut at 2.9 sigma) several times faster.
+    """
+    table = (sigma * _NORMAL_QUANTILES).astype(np.float32)
+    raw = np.frombuffer(rng.bytes(int(np.prod(shape))), dtype=np.uint8)
+    return table[raw].reshape(shape)

@@ -103,7 +103,9 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         self.n_iter_ = int(np.max(model.n_iter_))
         self.coef_ = coef.astype(np.float64)
         self.intercept_ = intercept.astype(np.float64)
-        self.nec_ = nec(self.coef_) if self.classes_.size > 2 else nec(self.coef_) / 2
+        # A binary head stores one weight row; both classes use its concepts (as the
+        # equivalent two-row softmax head), so its NEC is that row's non-zero count.
+        self.nec_ = nec(self.coef_)
         return self
 
     def _search(
@@ -112,8 +114,7 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         """Largest C (weakest penalty) whose NEC stays at or below the target."""
 
         def nec_of(model: LogisticRegression) -> float:
-            value = nec(model.coef_)
-            return value if self.classes_.size > 2 else value / 2
+            return nec(model.coef_)
 
         lo_c, hi_c = 1e-4, 1e-4
         best = self._fit_at(X, y, lo_c)

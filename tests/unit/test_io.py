@@ -45,3 +45,11 @@ def test_future_schema_is_refused(tmp_path):
     cfg = {"kind": "concept_bottleneck_model", "schema_version": SCHEMA_VERSION + 1}
     with pytest.raises(ArtefactError, match="newer than this cbm"):
         check_config(cfg, "concept_bottleneck_model", tmp_path / "config.json")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    write_json(tmp_path / "c.json", {"a": 1})
+    mode = (tmp_path / "c.json").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
