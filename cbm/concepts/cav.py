@@ -170,14 +170,14 @@ def fit_cavs(
             "needs images with and without it"
         )
     rng = np.random.default_rng(seed)
-    test: np.ndarray = rng.random(X.shape[0]) < holdout
+    test = np.asarray(rng.random(X.shape[0]) < holdout, dtype=bool)
     vectors = np.empty((Y.shape[1], X.shape[1]))
     intercepts = np.empty(Y.shape[1])
     accuracy = np.full(Y.shape[1], np.nan)
     with threadpool_limits(1):
         for k in range(Y.shape[1]):  # one small classifier per concept
             y = Y[:, k]
-            held_out = bool(test.any()) and np.unique(y[~test]).size == 2
+            held_out = bool(np.any(test)) and np.unique(y[~test]).size == 2
             fit_rows = ~test if held_out else np.ones_like(test)
             clf = _classifier(method, C, seed).fit(X[fit_rows], y[fit_rows])
             w = clf.coef_.ravel()
