@@ -31,6 +31,7 @@ import numpy as np
 from safetensors import safe_open
 
 import cbm
+from cbm.backbones.cache import EmbeddingCache
 from cbm.exceptions import ArtefactError, ConfigurationError
 from cbm.io import SCHEMA_VERSION, read_arrays, read_json, write_arrays, write_json
 
@@ -92,9 +93,10 @@ def _stored_fields(path: Path) -> str | None:
         return None
 
 
-def _embed_rows(
+def embed_rows(
     backbone: Any, dataset: Any, start: int, stop: int, batch_size: int
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """Embed rows ``[start, stop)``; unreadable images give NaN rows and a skip record."""
     emb = np.full((stop - start, backbone.embed_dim), np.nan, np.float32)
     skipped: list[dict[str, str]] = []
     if hasattr(dataset, "images"):  # in-memory uint8 array
@@ -107,6 +109,24 @@ def _embed_rows(
         emb[idx - start] = backbone.encode_images(images, batch_size)
     skipped = [{"path": s.path, "reason": s.reason} for s in dataset.skipped[before:]]
     return emb, skipped
+
+
+def embed_dataset(
+    backbone: Any, dataset: Any, cache: EmbeddingCache | None = None, batch_size: int = 64
+) -> np.ndarray:
+    """Embed a whole dataset, through the content-keyed cache when given.
+
+    The key is the backbone identity plus ``dataset.fingerprint()`` (file bytes and
+    labels for image folders). Rows of unreadable images are NaN; on a fresh run their
+    paths and reasons are in ``dataset.skipped``.
+    """
+
+    def compute() -> np.ndarray:
+        return embed_rows(backbone, dataset, 0, len(dataset), batch_size)[0]
+
+    if cache is None:
+        return compute()
+    return cache.get_or_compute(backbone.identity(), dataset.fingerprint(), compute)
 
 
 def extract_shard(
@@ -143,7 +163,7 @@ def extract_shard(
     if path.is_file() and _stored_fields(path) == encoded:
         result = ShardResult(shard_index, path, (start, stop), computed=False)
     else:
-        emb, skipped = _embed_rows(backbone, dataset, start, stop, batch_size)
+        emb, skipped = embed_rows(backbone, dataset, start, stop, batch_size)
         write_arrays(
             path,
             {"embeddings": emb, "rows": np.asarray([start, stop], np.int64)},

@@ -107,3 +107,25 @@ def test_image_folder_shards_report_skipped_files(tmp_path: Path) -> None:
     assert emb.shape == (6, 32)
     assert np.isnan(emb[5]).all() and np.isfinite(emb[:5]).all()
     assert res[1].skipped[0]["path"].endswith("5.png")
+
+
+def test_dataset_fingerprint_keys_the_embedding_cache(tmp_path: Path) -> None:
+    from cbm.backbones.cache import EmbeddingCache
+    from cbm.backbones.shards import embed_dataset
+
+    (tmp_path / "x" / "c").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((12, 12, 3), i * 60, np.uint8)).save(
+            tmp_path / "x" / "c" / f"{i}.png"
+        )
+    (tmp_path / "x" / "c" / "3.png").write_bytes(b"broken")
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = embed_dataset(ConvBackbone(), from_folder(tmp_path / "x"), cache, batch_size=2)
+    assert np.isnan(first[3]).all() and cache.misses == 1
+    bb = ConvBackbone()
+    again = embed_dataset(bb, from_folder(tmp_path / "x"), cache)
+    np.testing.assert_array_equal(first, again)
+    assert cache.hits == 1 and bb.calls == 0
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / "x" / "c" / "2.png")
+    changed = embed_dataset(bb, from_folder(tmp_path / "x"), cache)
+    assert cache.misses == 2 and not np.array_equal(changed[2], first[2])
