@@ -215,7 +215,13 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A saved model directory
 
 # Commands of each topic live in their own module (cbm/cli_<topic>.py) exposing
 # ``register(app)``; list the module here, one line each.
-_EXTENSIONS: tuple[str, ...] = ("cbm.cli_data",)
+_EXTENSIONS: tuple[str, ...] = (
+    "cbm.cli_audit",
+    "cbm.cli_concepts",
+    "cbm.cli_interventions",
+    "cbm.cli_app",
+    "cbm.cli_data",
+)
 
 
 def _register_extensions() -> None:
