@@ -235,6 +235,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "cbm.cli_interventions",
     "cbm.cli_app",
     "cbm.cli_sae",
+    "cbm.cli_data",
 )
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cbm.backbones import tiny_clip
 from cbm.backbones.base import resolve_device
-from cbm.exceptions import ConfigurationError, ValidationError
+from cbm.backbones.preprocess import check_image_array, resize_crop_normalise
+from cbm.exceptions import ConfigurationError
 
 DEFAULT_MODEL = tiny_clip.MODEL_NAME
 
@@ -129,19 +129,7 @@ class OpenCLIPBackbone:
         }
 
     def _array_batch(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        h, w = x.shape[-2:]
-        if (h, w) != (self.image_size, self.image_size):
-            scale = self.image_size / min(h, w)
-            new = (max(self.image_size, round(h * scale)), max(self.image_size, round(w * scale)))
-            x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False)
-            top = (new[0] - self.image_size) // 2
-            left = (new[1] - self.image_size) // 2
-            x = x[..., top : top + self.image_size, left : left + self.image_size].clamp(0, 1)
-        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return resize_crop_normalise(images, self.image_size, self.mean, self.std, self.device)
 
     @torch.inference_mode()
     def encode_images(
@@ -152,11 +140,7 @@ class OpenCLIPBackbone:
 
         is_array = isinstance(images, np.ndarray)
         if is_array:
-            arr = np.asarray(images)
-            if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-                raise ValidationError(
-                    f"image arrays must be uint8 (n, height, width, 3), got {arr.dtype} {arr.shape}"
-                )
+            check_image_array(np.asarray(images))
         n = len(images)
         out = np.empty((n, self.embed_dim), np.float32)
         for start in tqdm(
