@@ -47,6 +47,11 @@ def test_demo_report_is_consistent(demo_run):
     assert report["test_accuracy"] >= report["random_control_accuracy"] + 0.05
     assert report["test_accuracy"] >= report["linear_probe_accuracy"] - 0.05
     assert min(report["concept_auroc"].values()) > 0.9
+    # at tighter budgets the concepts' meaning matters more: the bank's lead grows
+    assert [row["target_nec"] for row in report["tighter_budgets"]] == [2.0, 3.0]
+    for row in report["tighter_budgets"]:
+        assert row["nec"] <= row["target_nec"] and row["random_control_nec"] <= row["target_nec"]
+        assert row["accuracy"] >= row["random_control_accuracy"] + 0.05
     flat = " ".join(output.split())
     assert "random directions (control)" in flat and "saved model to" in flat
 
