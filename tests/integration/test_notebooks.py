@@ -49,3 +49,19 @@ def test_audit_notebook_runs_and_writes_figures(tmp_path, monkeypatch):
     assert "report.md" in written
     assert report.task["accuracy"] > 2 / 9  # well above chance (1/9) on the shapes world
     assert (report.information["bits"] > 0).all()
+
+
+@pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason="shipped tiny-CLIP weights not present")
+def test_concept_sources_notebook_compares_banks_at_equal_nec(tmp_path, monkeypatch):
+    ns = execute(
+        NOTEBOOKS / "compare_concept_sources.py",
+        {"N_TRAIN": 600, "N_TEST": 300, "BUDGETS": (3.0,), "SAE_EPOCHS": 10},
+        tmp_path,
+        monkeypatch,
+    )
+    assert (tmp_path / "concept_sources.png").is_file()
+    acc = {r["source"]: r["accuracy"] for r in ns["results"]}
+    assert all(r["nec"] <= r["target_nec"] + 1e-9 for r in ns["results"])
+    # the hand-written bank's names carry information random banks do not
+    assert acc["hand-written (shapes bank)"] > acc["random directions"] + 0.05
+    assert acc["hand-written (shapes bank)"] > acc["random words"] + 0.05
