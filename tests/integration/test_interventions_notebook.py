@@ -8,9 +8,9 @@ import pytest
 from cbm.backbones import tiny_clip
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interventions.py"
-# About 35 CPU seconds (three NEC-targeted head fits, 2,000 images embedded): slow lane.
+# About 35 CPU seconds (three NEC-targeted head fits, 2,000 images embedded); it runs in
+# the default lane because the issue wants the notebooks executed in CI.
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(
         not Path(tiny_clip.WEIGHTS_PATH).is_file(), reason="the tiny CLIP weights are not shipped"
     ),
@@ -30,3 +30,5 @@ def test_notebook_runs_and_informed_strategies_beat_random(tmp_path, monkeypatch
         assert res["initial_error"] > 0.05, "deployment noise should leave error to fix"
         assert "ectp" in res["below_rand"], res
     assert ns["shortcut"]["rank"] is not None
+    assert ns["shortcut"]["original_model_unchanged"]
+    assert "accuracy_after_global_edit" in ns["shortcut"]
