@@ -286,24 +286,9 @@ def shapes_world_kwargs(world: dict[str, Any]) -> dict[str, Any]:
 
 def load_backbone(model: ConceptBottleneckModel, device: str = "cpu") -> Any:
     """The backbone that embedded the model's training images, checked by weights id."""
-    from cbm.backbones import OpenCLIPBackbone
-    from cbm.backbones.tiny_clip import MODEL_NAME
+    from cbm.backbones.factory import reopen_backbone
 
-    bb = model.backbone
-    name = bb.get("model_name")
-    if not name:
-        raise ArtefactError(
-            f"the model's backbone {bb.get('backbone_id')!r} records no open_clip model_name, "
-            "so images cannot be embedded the way its training images were"
-        )
-    pretrained = None if name == MODEL_NAME else bb.get("pretrained")
-    backbone = OpenCLIPBackbone(name, pretrained=pretrained, device=device)
-    if backbone.weights_id != bb.get("weights_id"):
-        raise ArtefactError(
-            f"backbone weights differ from the model's ({backbone.weights_id} vs "
-            f"{bb.get('weights_id')}): images would be embedded differently from training"
-        )
-    return backbone
+    return reopen_backbone(model.backbone, device)
 
 
 # -- uploads --------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def explain(
     """Classify image files with a saved model and name the concepts behind each call."""
     from PIL import Image, UnidentifiedImageError
 
-    from cbm.backbones import OpenCLIPBackbone
+    from cbm.backbones.factory import reopen_backbone
     from cbm.exceptions import CBMError
     from cbm.model import ConceptBottleneckModel
 
@@ -179,17 +179,11 @@ def explain(
     except CBMError as err:
         _fail(str(err))
         return
-    bb = model.backbone
-    backbone = OpenCLIPBackbone(
-        bb["model_name"],
-        pretrained=None if bb["model_name"] == "shapes-clip-rn" else bb.get("pretrained"),
-        device=device,
-    )
-    if backbone.weights_id != bb["weights_id"]:
-        _fail(
-            f"the backbone weights differ from the model's "
-            f"({backbone.weights_id} vs {bb['weights_id']})"
-        )
+    try:
+        backbone = reopen_backbone(model.backbone, device)
+    except CBMError as err:
+        _fail(str(err))
+        return
     loaded, skipped = [], []
     for path in images:
         try:

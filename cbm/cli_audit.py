@@ -67,20 +67,9 @@ def audit(
             audit_data = _data_from_file(data)
         elif "world" in model.training:
             from cbm.audit.shapes import shapes_audit_data
-            from cbm.backbones import OpenCLIPBackbone
+            from cbm.backbones.factory import reopen_backbone
 
-            bb = model.backbone
-            backbone = OpenCLIPBackbone(
-                bb["model_name"],
-                pretrained=None if bb["model_name"] == "shapes-clip-rn" else bb.get("pretrained"),
-                device=device,
-            )
-            if backbone.weights_id != bb.get("weights_id"):
-                raise CBMError(
-                    f"the backbone weights differ from the model's "
-                    f"({backbone.weights_id} vs {bb.get('weights_id')}); audit with the "
-                    "weights the model was fitted on"
-                )
+            backbone = reopen_backbone(model.backbone, device)
             audit_data = shapes_audit_data(
                 model, backbone, n_train=n_train, n_test=n_test, n_maps=n_maps
             )

@@ -37,17 +37,13 @@ def world_from_config(config: dict[str, Any], noise: float | None = None) -> Any
 
 
 def _backbone(model: Any, device: str) -> Any:
-    from cbm.backbones import OpenCLIPBackbone
+    from cbm.backbones.factory import reopen_backbone
+    from cbm.exceptions import CBMError
 
-    bb = model.backbone
-    backbone = OpenCLIPBackbone(
-        bb["model_name"],
-        pretrained=None if bb["model_name"] == "shapes-clip-rn" else bb.get("pretrained"),
-        device=device,
-    )
-    if backbone.weights_id != bb["weights_id"]:
-        _fail(f"backbone weights differ from the model's ({backbone.weights_id})")
-    return backbone
+    try:
+        return reopen_backbone(model.backbone, device)
+    except CBMError as err:
+        _fail(str(err))
 
 
 def _parse_edit(text: str) -> Any:

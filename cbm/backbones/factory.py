@@ -37,3 +37,31 @@ def open_backbone(name: str, pretrained: str | None = None, device: str = "auto"
         pretrained=Path(pretrained) if pretrained and Path(pretrained).is_file() else pretrained,
         device=device,
     )
+
+
+def reopen_backbone(identity: dict[str, Any], device: str = "auto") -> Any:
+    """The backbone a saved model's images were embedded with, checked by weights id.
+
+    ``identity`` is a model card's ``backbone`` entry (``Backbone.identity()``). The
+    shipped tiny CLIP is found by name; other open_clip models by their recorded tag.
+    Raises :class:`~cbm.exceptions.ArtefactError` when the card names no open_clip model
+    or when the weights found differ from the ones the model was fitted on.
+    """
+    from cbm.backbones.open_clip_backbone import OpenCLIPBackbone
+    from cbm.backbones.tiny_clip import MODEL_NAME
+    from cbm.exceptions import ArtefactError
+
+    name = identity.get("model_name")
+    if not name:
+        raise ArtefactError(
+            f"the model's backbone {identity.get('backbone_id')!r} records no open_clip "
+            "model_name, so images cannot be embedded the way its training images were"
+        )
+    pretrained = None if name == MODEL_NAME else identity.get("pretrained")
+    backbone = OpenCLIPBackbone(name, pretrained=pretrained, device=device)
+    if backbone.weights_id != identity.get("weights_id"):
+        raise ArtefactError(
+            f"backbone weights differ from the model's ({backbone.weights_id} vs "
+            f"{identity.get('weights_id')}): images would be embedded differently from training"
+        )
+    return backbone
