@@ -88,15 +88,20 @@ def run_demo(
     emb_test = embed_images(backbone, test.images, cache, progress=progress)
     bank = ConceptBank.load("shapes")
     identity = backbone.identity()
-    with threadpool_limits(limits=1):
-        model = ConceptBottleneckModel(
+    concept_embeddings = backbone.encode_texts(bank.prompts)
+
+    def fit_with_control(
+        budget: float,
+    ) -> tuple[ConceptBottleneckModel, ConceptBottleneckModel]:
+        """The bank's model and the random-direction control, both at one NEC budget."""
+        fitted = ConceptBottleneckModel(
             bank,
-            backbone.encode_texts(bank.prompts),
+            concept_embeddings,
             identity,
             world.class_names,
-            SparseLinearHead(target_nec=target_nec),
+            SparseLinearHead(target_nec=budget),
         ).fit(emb_train, train.labels)
-        test_acc = accuracy(test.labels, model.predict(emb_test))
+        fitted.metrics["test_accuracy"] = accuracy(test.labels, fitted.predict(emb_test))
         control = random_control(
             identity,
             len(bank),
@@ -105,34 +110,22 @@ def run_demo(
             emb_test,
             test.labels,
             world.class_names,
-            target_nec,
+            budget,
             seed=seed,
         )
+        return fitted, control
+
+    with threadpool_limits(limits=1):
+        model, control = fit_with_control(target_nec)
+        test_acc = float(model.metrics["test_accuracy"])
         probe = linear_probe_accuracy(emb_train, train.labels, emb_test, test.labels)
         budgets = []
         for budget in sorted(b for b in tighter_budgets if b < target_nec):
-            tight = ConceptBottleneckModel(
-                bank,
-                model.concept_embeddings,
-                identity,
-                world.class_names,
-                SparseLinearHead(target_nec=budget),
-            ).fit(emb_train, train.labels)
-            tight_control = random_control(
-                identity,
-                len(bank),
-                emb_train,
-                train.labels,
-                emb_test,
-                test.labels,
-                world.class_names,
-                budget,
-                seed=seed,
-            )
+            tight, tight_control = fit_with_control(budget)
             budgets.append(
                 {
                     "target_nec": budget,
-                    "accuracy": accuracy(test.labels, tight.predict(emb_test)),
+                    "accuracy": float(tight.metrics["test_accuracy"]),
                     "nec": tight.nec,
                     "random_control_accuracy": float(tight_control.metrics["test_accuracy"]),
                     "random_control_nec": tight_control.nec,

@@ -84,48 +84,39 @@ print(f"SAE: {len(sae_names.latents)} latents, e.g. {', '.join(n[0] for n in sae
 
 
 # %%
-def fit_bank(bank: ConceptBank, budget: float) -> ConceptBottleneckModel:
-    model = ConceptBottleneckModel(
-        bank,
-        backbone.encode_texts(bank.prompts),
-        identity,
-        world.class_names,
-        SparseLinearHead(target_nec=budget),
-    )
-    return model.fit(emb_train, train.labels)
-
-
+text_embeddings = {name: backbone.encode_texts(bank.prompts) for name, bank in banks.items()}
+random_sources = {  # name -> extra arguments of random_control
+    "random words": {"vocabulary": words.entries, "encode_texts": backbone.encode_texts},
+    "random directions": {},
+}
 rows = []
 for budget in BUDGETS:
-    fitted = {name: fit_bank(bank, budget) for name, bank in banks.items()}
-    sae_model = sae_bottleneck(
+    fitted = {
+        name: ConceptBottleneckModel(
+            bank,
+            text_embeddings[name],
+            identity,
+            world.class_names,
+            SparseLinearHead(target_nec=budget),
+        ).fit(emb_train, train.labels)
+        for name, bank in banks.items()
+    }
+    fitted["SAE latents (word names)"] = sae_bottleneck(
         sae, sae_names, identity, world.class_names, SparseLinearHead(target_nec=budget)
     ).fit(emb_train, train.labels)
-    fitted["SAE latents (word names)"] = sae_model
-    fitted["random words"] = random_control(
-        identity,
-        len(hand),
-        emb_train,
-        train.labels,
-        emb_test,
-        test.labels,
-        world.class_names,
-        budget,
-        seed=SEED,
-        vocabulary=words.entries,
-        encode_texts=backbone.encode_texts,
-    )
-    fitted["random directions"] = random_control(
-        identity,
-        len(hand),
-        emb_train,
-        train.labels,
-        emb_test,
-        test.labels,
-        world.class_names,
-        budget,
-        seed=SEED,
-    )
+    for name, extra in random_sources.items():
+        fitted[name] = random_control(
+            identity,
+            len(hand),
+            emb_train,
+            train.labels,
+            emb_test,
+            test.labels,
+            world.class_names,
+            budget,
+            seed=SEED,
+            **extra,
+        )
     for name, model in fitted.items():
         rows.append(
             {
