@@ -7,11 +7,12 @@ valid. Nothing here unpickles anything.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,34 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it only if the block succeeds.
+
+    For artefacts written in pieces (e.g. a memory-mapped ``.npy`` filled shard by
+    shard): write to the yielded path; a crash or Ctrl-C inside the block removes it,
+    so ``path`` either does not exist or is complete.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    # mkstemp creates files readable by the owner only; give the final file the
+    # permissions an ordinary open() would, so shared model directories stay readable.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
-        # mkstemp creates files readable by the owner only; give the final file the
-        # permissions an ordinary open() would, so shared model directories stay readable.
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -197,13 +197,40 @@ def write_index(out_dir: Path, fields: dict[str, Any]) -> dict[str, Any]:
     return index
 
 
-def iter_shards(out_dir: str | Path) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(start, stop, embeddings)`` shard by shard, never holding more than one."""
+def read_index(out_dir: str | Path) -> dict[str, Any]:
+    """The ``index.json`` of a shard folder, checked to be one."""
     out = Path(out_dir)
     index = read_json(out / "index.json")
     if not isinstance(index, dict) or index.get("kind") != "embedding_shards":
         raise ArtefactError(f"{out / 'index.json'} is not an embedding shard index")
+    return index
+
+
+def refresh_index(out_dir: str | Path) -> dict[str, Any]:
+    """Rebuild ``index.json`` from the shard files on disk and return it.
+
+    Workers that finish at the same moment each rewrite the index from the files they
+    see, so the last writer may have missed a shard written a moment earlier; the files
+    are the truth. Launchers call this once after all workers are done.
+    """
+    out = Path(out_dir)
+    index = read_index(out)
+    keys = ("backbone", "data", "n", "num_shards", "batch_size", "cbm_version")
+    try:
+        fields = {k: index[k] for k in keys}
+    except KeyError as err:
+        raise ArtefactError(f"{out / 'index.json'} lacks the field {err}") from err
+    return write_index(out, {**fields, "shard_index": 0})
+
+
+def iter_shards(out_dir: str | Path) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, embeddings)`` shard by shard, never holding more than one."""
+    out = Path(out_dir)
+    index = read_index(out)
     missing = [i for i in range(index["num_shards"]) if str(i) not in index["shards"]]
+    if missing:
+        index = refresh_index(out)
+        missing = [i for i in range(index["num_shards"]) if str(i) not in index["shards"]]
     if missing:
         raise ArtefactError(
             f"{out}: shards {missing[:10]} of {index['num_shards']} are not finished; "
