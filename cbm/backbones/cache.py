@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,13 @@ class EmbeddingCache:
     def path_for(self, key: str) -> Path:
         return self.root / f"{key[:2]}" / f"{key}.safetensors"
 
-    def get(self, fields: dict[str, Any]) -> np.ndarray | None:
-        """The cached embeddings for these key fields, or ``None``."""
+    def get_entry(self, fields: dict[str, Any]) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
+        """The cached embeddings and skip report for these key fields, or ``None``.
+
+        The skip report lists the rows left out (unreadable images) with their reasons;
+        it lives in the same file as the embeddings, so both are written in one atomic
+        rename and can never disagree. An entry without a report is a miss.
+        """
         from safetensors import safe_open
 
         path = self.path_for(self.key(fields))
@@ -73,29 +78,46 @@ class EmbeddingCache:
             return None
         try:
             with safe_open(str(path), framework="numpy") as fh:
-                stored = (fh.metadata() or {}).get("key_fields")
-            if stored != json.dumps(fields, sort_keys=True):
+                meta = fh.metadata() or {}
+            if meta.get("key_fields") != json.dumps(fields, sort_keys=True):
                 return None
-            return read_arrays(path)["embeddings"]
+            skipped = json.loads(meta["skipped"])
+            if not isinstance(skipped, list):
+                return None
+            return read_arrays(path)["embeddings"], skipped
         except Exception:  # a corrupt entry is a miss, and is rewritten below
             return None
 
-    def put(self, fields: dict[str, Any], embeddings: np.ndarray) -> Path:
+    def get(self, fields: dict[str, Any]) -> np.ndarray | None:
+        """The cached embeddings for these key fields, or ``None``."""
+        entry = self.get_entry(fields)
+        return None if entry is None else entry[0]
+
+    def put(
+        self,
+        fields: dict[str, Any],
+        embeddings: np.ndarray,
+        skipped: Sequence[Mapping[str, Any]] = (),
+    ) -> Path:
+        """Store embeddings with their skip report (one atomic write)."""
         path = self.path_for(self.key(fields))
         write_arrays(
             path,
             {"embeddings": embeddings.astype(np.float32, copy=False)},
-            metadata={"key_fields": json.dumps(fields, sort_keys=True)},
+            metadata={
+                "key_fields": json.dumps(fields, sort_keys=True),
+                "skipped": json.dumps([dict(s) for s in skipped]),
+            },
         )
         return path
 
-    def get_or_compute(
+    def get_or_compute_report(
         self,
         backbone_identity: dict[str, Any],
         data_fingerprint: str,
-        compute: Callable[[], np.ndarray],
-    ) -> np.ndarray:
-        """Return cached embeddings or compute, store and return them.
+        compute: Callable[[], tuple[np.ndarray, list[dict[str, Any]]]],
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Cached ``(embeddings, skip report)``, or compute, store and return them.
 
         Backbones with random, unsaved weights are never cached: their identity cannot
         be reproduced.
@@ -104,14 +126,25 @@ class EmbeddingCache:
             self.misses += 1
             return compute()
         fields = self.key_fields(backbone_identity, data_fingerprint)
-        found = self.get(fields)
+        found = self.get_entry(fields)
         if found is not None:
             self.hits += 1
             return found
         self.misses += 1
-        emb = compute()
-        self.put(fields, emb)
-        return emb
+        emb, skipped = compute()
+        self.put(fields, emb, skipped)
+        return emb, skipped
+
+    def get_or_compute(
+        self,
+        backbone_identity: dict[str, Any],
+        data_fingerprint: str,
+        compute: Callable[[], np.ndarray],
+    ) -> np.ndarray:
+        """Return cached embeddings or compute, store and return them (nothing skipped)."""
+        return self.get_or_compute_report(
+            backbone_identity, data_fingerprint, lambda: (compute(), [])
+        )[0]
 
 
 def embed_images(

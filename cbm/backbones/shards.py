@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 import cbm
 from cbm.backbones.cache import EmbeddingCache
+from cbm.data.images import SkippedImage
 from cbm.exceptions import ArtefactError, ConfigurationError
 from cbm.io import SCHEMA_VERSION, read_arrays, read_json, write_arrays, write_json
 
@@ -107,7 +108,7 @@ def embed_rows(
     before = len(dataset.skipped)
     for idx, images in dataset.iter_batches(batch_size, indices=np.arange(start, stop)):
         emb[idx - start] = backbone.encode_images(images, batch_size)
-    skipped = [{"path": s.path, "reason": s.reason} for s in dataset.skipped[before:]]
+    skipped = [{"path": s.path, "reason": s.reason, "row": s.row} for s in dataset.skipped[before:]]
     return emb, skipped
 
 
@@ -117,16 +118,24 @@ def embed_dataset(
     """Embed a whole dataset, through the content-keyed cache when given.
 
     The key is the backbone identity plus ``dataset.fingerprint()`` (file bytes and
-    labels for image folders). Rows of unreadable images are NaN; on a fresh run their
-    paths and reasons are in ``dataset.skipped``.
+    labels for image folders). Rows of unreadable images are NaN, and their paths and
+    reasons are in ``dataset.skipped`` after the call, on a fresh run and on a cache
+    hit alike: the report is stored with the cache entry, by row, so a hit names the
+    files under their current paths without decoding any image.
     """
 
-    def compute() -> np.ndarray:
-        return embed_rows(backbone, dataset, 0, len(dataset), batch_size)[0]
+    def compute() -> tuple[np.ndarray, list[dict[str, Any]]]:
+        return embed_rows(backbone, dataset, 0, len(dataset), batch_size)
 
     if cache is None:
-        return compute()
-    return cache.get_or_compute(backbone.identity(), dataset.fingerprint(), compute)
+        return compute()[0]
+    hits = cache.hits
+    emb, report = cache.get_or_compute_report(backbone.identity(), dataset.fingerprint(), compute)
+    if cache.hits > hits and hasattr(dataset, "skipped"):  # a hit: replay the report
+        for item in report:
+            row = int(item["row"])
+            dataset.skipped.append(SkippedImage(str(dataset.paths[row]), item["reason"], row))
+    return emb
 
 
 def extract_shard(

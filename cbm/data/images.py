@@ -35,6 +35,7 @@ class SkippedImage:
 
     path: str
     reason: str
+    row: int | None = None  # index in the dataset; None for files left out at scan time
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -215,7 +216,7 @@ class ImageDataset:
                     images.append(read_image(self.paths[i], self.max_pixels))
                     kept.append(i)
                 except ValidationError as err:
-                    self.skipped.append(SkippedImage(str(self.paths[i]), str(err)))
+                    self.skipped.append(SkippedImage(str(self.paths[i]), str(err), i))
             if kept:
                 yield np.asarray(kept, dtype=np.int64), images
 
