@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cbm.exceptions import ArtefactError
+from cbm.exceptions import ArtefactError, CBMError
 
 SCHEMA_VERSION = 1
 _UMASK = os.umask(0)
@@ -121,6 +121,27 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         ) from err
 
 
+@contextlib.contextmanager
+def reading_artefact(path: str | Path) -> Iterator[None]:
+    """Report any low-level error while interpreting an artefact as an ``ArtefactError``.
+
+    A ``config.json`` edited by hand, damaged or written by another program can hold a
+    value of any type anywhere; the loaders check the fields they know, and this turns
+    whatever else goes wrong into an error that names the artefact (found by fuzzing,
+    ``tests/fuzz``). cbm's own errors pass through unchanged.
+    """
+    try:
+        yield
+    except CBMError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as err:
+        raise ArtefactError(
+            f"{path} is malformed ({type(err).__name__}: {err}): a field has the wrong type "
+            "or value. It was edited by hand, damaged, or written by another program; "
+            "re-save it with cbm"
+        ) from err
+
+
 def check_config(config: Any, kind: str, path: Path) -> dict[str, Any]:
     """Validate the header of an artefact's ``config.json``."""
     if not isinstance(config, dict):
@@ -149,5 +170,11 @@ def expect_array(
     if tuple(arr.shape) != tuple(shape):
         raise ArtefactError(
             f"{path}: tensor {name!r} has shape {tuple(arr.shape)}, but config.json implies {shape}"
+        )
+    if arr.dtype.kind not in "fiu" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+        raise ArtefactError(
+            f"{path}: tensor {name!r} holds NaN, infinite or non-numeric values "
+            f"(dtype {arr.dtype}); fitted parameters are always finite numbers, so the "
+            "file is damaged: re-save the model"
         )
     return arr

@@ -19,6 +19,7 @@ from cbm.io import (
     expect_array,
     read_arrays,
     read_json,
+    reading_artefact,
     write_arrays,
     write_json,
 )
@@ -264,8 +265,16 @@ class ConceptBottleneckModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> ConceptBottleneckModel:
-        """Load a saved model directory; nothing is unpickled."""
-        directory = Path(directory)
+        """Load a saved model directory; nothing is unpickled.
+
+        Anything wrong with the directory raises :class:`~cbm.exceptions.ArtefactError`
+        naming the file (fuzzed in ``tests/fuzz``).
+        """
+        with reading_artefact(Path(directory) / "config.json"):
+            return cls._load(Path(directory))
+
+    @classmethod
+    def _load(cls, directory: Path) -> ConceptBottleneckModel:
         cfg_path = directory / "config.json"
         config = check_config(read_json(cfg_path), KIND, cfg_path)
         try:
@@ -281,6 +290,17 @@ class ConceptBottleneckModel:
         k = len(bank)
         dim = arrays.get("concept_embeddings", np.empty((0, 0))).shape[-1]
         classes = np.asarray(head_cfg.get("classes", range(len(class_names))), dtype=int)
+        if (
+            classes.ndim != 1
+            or classes.size < 2
+            or np.unique(classes).size != classes.size
+            or classes.min() < 0
+            or classes.max() >= len(class_names)
+        ):
+            raise ArtefactError(
+                f"{cfg_path}: head classes {classes.tolist()} must be two or more distinct "
+                f"indices into the {len(class_names)} class names"
+            )
         n_rows = 1 if classes.size == 2 else classes.size
         emb = expect_array(arrays, "concept_embeddings", (k, dim), path)
         model = cls(

@@ -146,3 +146,20 @@ def test_missing_tensor_is_named(model, tmp_path):
     write_arrays(d / "model.safetensors", {"concept_embeddings": np.ones((4, 8), np.float32)})
     with pytest.raises(ArtefactError, match="missing tensor 'scorer_mean'"):
         ConceptBottleneckModel.load(d)
+
+
+def test_non_finite_parameters_are_refused(model, tmp_path):
+    d = model.save(tmp_path / "m")
+    config = json.loads((d / "config.json").read_text())
+    config.pop("arrays_sha256")  # without the hash, the loader must still catch damage
+    (d / "config.json").write_text(json.dumps(config))
+    arrays = {
+        "concept_embeddings": model.concept_embeddings,
+        "scorer_mean": model.scorer.mean_,
+        "scorer_scale": model.scorer.scale_,
+        "head_coef": np.where(model.head.coef_ != 0, np.nan, 0.0),
+        "head_intercept": model.head.intercept_,
+    }
+    write_arrays(d / "model.safetensors", arrays)
+    with pytest.raises(ArtefactError, match="'head_coef' holds NaN, infinite"):
+        ConceptBottleneckModel.load(d)
