@@ -3,10 +3,10 @@
 Shard files (:mod:`cbm.backbones.shards`) are separate safetensors files; the heads
 (:class:`~cbm.heads.sparse.SparseLinearHead`) and the SAE
 (:class:`~cbm.concepts.sae.SparseAutoencoder`) stream rows from a ``np.memmap``. This
-module joins the two without ever holding more than one shard (or one chunk) in RAM:
+module joins the two without ever holding more than a chunk of rows in RAM:
 
 * :func:`consolidate_shards` writes the finished shards, in dataset order, into a single
-  ``.npy`` file, one shard at a time, and drops the NaN rows of unreadable images. The
+  ``.npy`` file, a chunk at a time, and drops the NaN rows of unreadable images. The
   file is filled through a temporary name and renamed when complete, and its name
   carries the shard run's key, so a rerun reuses it and a changed run never does.
 * :func:`map_rows` streams any row-wise function (e.g. a concept scorer's
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
-from cbm.backbones.shards import iter_shards, read_index
+from cbm.backbones.shards import read_index, shard_files
 from cbm.exceptions import ArtefactError, ValidationError
 from cbm.io import atomic_path
 
@@ -105,8 +106,24 @@ def _run_key(out_dir: Path) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def consolidate_shards(out_dir: str | Path, path: str | Path | None = None) -> ShardFeatures:
-    """Join a finished shard run into one ``.npy`` of finite rows, one shard at a time.
+def _shard_chunks(files: list[Path], chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first dataset row, rows)`` blocks of at most ``chunk_rows``, read from the files."""
+    for path in files:
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                start = int(fh.get_tensor("rows")[0])
+                emb = fh.get_slice("embeddings")
+                n = emb.get_shape()[0]
+                for a in range(0, n, chunk_rows):
+                    yield start + a, emb[a : min(a + chunk_rows, n)]
+        except SafetensorError as err:
+            raise ArtefactError(f"{path} is not a readable shard file ({err})") from err
+
+
+def consolidate_shards(
+    out_dir: str | Path, path: str | Path | None = None, chunk_rows: int = 16384
+) -> ShardFeatures:
+    """Join a finished shard run into one ``.npy`` of finite rows, a chunk at a time.
 
     Parameters
     ----------
@@ -115,27 +132,32 @@ def consolidate_shards(out_dir: str | Path, path: str | Path | None = None) -> S
     path
         Where to write; default ``out_dir/features-<run key>.npy``. An existing file
         (with its ``.rows.npy``) is reused, not rewritten.
+    chunk_rows
+        Rows read from a shard file at a time.
 
     Returns
     -------
     ShardFeatures
-        The file and the dataset row of each stored row. Peak RAM is about one shard.
+        The file and the dataset row of each stored row. Peak RAM is a few chunks,
+        whatever the size of the shards.
     """
     out = Path(out_dir)
     target = Path(path) if path is not None else out / f"features-{_run_key(out)}.npy"
     rows_path = target.with_suffix(".rows.npy")
     if target.is_file() and rows_path.is_file():
         return ShardFeatures(target, np.load(rows_path, allow_pickle=False))
-    keep = [
-        start + np.flatnonzero(np.isfinite(emb).all(axis=1)) for start, _, emb in iter_shards(out)
-    ]  # first pass: which rows are usable (one shard in RAM at a time)
+    files = shard_files(out)
+    keep = [  # first pass: which rows are usable, a chunk at a time
+        start + np.flatnonzero(np.isfinite(block).all(axis=1))
+        for start, block in _shard_chunks(files, chunk_rows)
+    ]
     rows = np.concatenate(keep) if keep else np.empty(0, np.int64)
     if rows.size == 0:
         raise ValidationError(f"{out}: no readable image in any shard; nothing to consolidate")
 
     def finite() -> Iterator[np.ndarray]:
-        for (start, _, emb), kept in zip(iter_shards(out), keep, strict=True):
-            yield emb[kept - start]
+        for (start, block), kept in zip(_shard_chunks(files, chunk_rows), keep, strict=True):
+            yield block[kept - start]
 
     # rows first: a features file without its rows file is never left behind
     with atomic_path(rows_path) as tmp, open(tmp, "wb") as fh:

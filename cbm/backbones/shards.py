@@ -232,8 +232,8 @@ def refresh_index(out_dir: str | Path) -> dict[str, Any]:
     return write_index(out, {**fields, "shard_index": 0})
 
 
-def iter_shards(out_dir: str | Path) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(start, stop, embeddings)`` shard by shard, never holding more than one."""
+def shard_files(out_dir: str | Path) -> list[Path]:
+    """The finished shard files of a run, in dataset order; an error names missing ones."""
     out = Path(out_dir)
     index = read_index(out)
     missing = [i for i in range(index["num_shards"]) if str(i) not in index["shards"]]
@@ -245,8 +245,13 @@ def iter_shards(out_dir: str | Path) -> Iterator[tuple[int, int, np.ndarray]]:
             f"{out}: shards {missing[:10]} of {index['num_shards']} are not finished; "
             "run cbm embed for them (finished shards are not recomputed)"
         )
-    for i in range(index["num_shards"]):
-        arrays = read_arrays(out / index["shards"][str(i)]["file"])
+    return [out / index["shards"][str(i)]["file"] for i in range(index["num_shards"])]
+
+
+def iter_shards(out_dir: str | Path) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, embeddings)`` shard by shard, never holding more than one."""
+    for path in shard_files(out_dir):
+        arrays = read_arrays(path)
         start, stop = (int(v) for v in arrays["rows"])
         yield start, stop, arrays["embeddings"]
 

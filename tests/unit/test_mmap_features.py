@@ -39,7 +39,7 @@ def test_consolidated_file_holds_the_readable_rows_in_order(tmp_path: Path) -> N
     for i in (2, 0, 1):
         extract_shard(ConvBackbone(), ds, tmp_path / "emb", 3, i, batch_size=4)
     whole = load_shards(tmp_path / "emb")
-    feats = consolidate_shards(tmp_path / "emb")
+    feats = consolidate_shards(tmp_path / "emb", chunk_rows=5)  # several chunks per shard
     X = feats.open()
     assert isinstance(X, np.memmap) and not X.flags.writeable
     good = np.flatnonzero(np.isfinite(whole).all(axis=1))
