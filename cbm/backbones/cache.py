@@ -82,7 +82,9 @@ class EmbeddingCache:
             if meta.get("key_fields") != json.dumps(fields, sort_keys=True):
                 return None
             skipped = json.loads(meta["skipped"])
-            if not isinstance(skipped, list):
+            if not isinstance(skipped, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("reason"), str) for s in skipped
+            ):
                 return None
             return read_arrays(path)["embeddings"], skipped
         except Exception:  # a corrupt entry is a miss, and is rewritten below
