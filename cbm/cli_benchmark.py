@@ -87,6 +87,12 @@ def benchmark(
     n_test: Annotated[int | None, typer.Option(min=0, help="Test images (as --n-train).")] = None,
     sae_latents: Annotated[int | None, typer.Option(min=1, help="SAE latents.")] = None,
     sae_epochs: Annotated[float | None, typer.Option(min=0.01, help="SAE epochs.")] = None,
+    head_lambdas: Annotated[
+        int, typer.Option(min=1, help="Regularisation-path points of the sparse head.")
+    ] = 100,
+    threads: Annotated[
+        int, typer.Option(min=0, help="CPU threads for torch/BLAS (0: leave as set).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Subsample, SAE and random-bank seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
@@ -115,6 +121,8 @@ def benchmark(
             n_test=n_test,
             sae_latents=sae_latents,
             sae_epochs=sae_epochs,
+            head_lambdas=head_lambdas,
+            threads=threads or None,
             seed=seed,
             device=device,
             batch_size=batch_size,

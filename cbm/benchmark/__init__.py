@@ -22,9 +22,19 @@ def run_benchmark(
 
     Returns the cells (failed ones included, with their reasons) and the two paths.
     """
+    import torch
+    from threadpoolctl import threadpool_limits
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cells = run_grid(cfg, out, on_cell)
+    before = torch.get_num_threads()
+    try:
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        with threadpool_limits(limits=cfg.threads):
+            cells = run_grid(cfg, out, on_cell)
+    finally:
+        torch.set_num_threads(before)
     return (
         cells,
         write_csv(out / "results.csv", cells),

@@ -83,10 +83,11 @@ def planned_banks(cfg: BenchmarkConfig, backbone_name: str) -> list[str]:
     return kinds
 
 
-def _head(target: float | None, device: str) -> SparseLinearHead:
-    if target is None:  # dense: the same solver with a pure L2 penalty at C = 1
-        return SparseLinearHead(target_nec=None, l1_ratio=0.0, debias=False, device=device)
-    return SparseLinearHead(target_nec=target, device=device)
+def _head(target: float | None, params: dict[str, Any]) -> SparseLinearHead:
+    """The sparse head at ``target`` NEC; ``None``: dense (same solver, L2 only, C = 1)."""
+    if target is None:
+        return SparseLinearHead(target_nec=None, l1_ratio=0.0, debias=False, **params)
+    return SparseLinearHead(target_nec=target, **params)
 
 
 def evaluate_bank(
@@ -98,7 +99,7 @@ def evaluate_bank(
 ) -> tuple[float, float]:
     """Test accuracy and NEC of a CBM on ``bank`` at ``target`` NEC (``None``: dense)."""
     model = ConceptBottleneckModel(
-        bank, vectors, s.identity, s.classes, _head(target, s.info["device"]), scorer=scorer
+        bank, vectors, s.identity, s.classes, _head(target, s.info["head_params"]), scorer=scorer
     ).fit(s.emb_train, s.y_train)
     return accuracy(s.y_test, model.predict(s.emb_test)), model.nec
 
@@ -116,7 +117,7 @@ def random_bank(n: int, dim: int, seed: int) -> tuple[ConceptBank, np.ndarray]:
 def probe(s: Setting, target: float | None) -> tuple[float, float]:
     """Linear probe on the standardised raw features (sparse at a finite NEC)."""
     mu, sd = s.emb_train.mean(0), s.emb_train.std(0) + 1e-8
-    head = _head(target, s.info["device"]).fit((s.emb_train - mu) / sd, s.y_train)
+    head = _head(target, s.info["head_params"]).fit((s.emb_train - mu) / sd, s.y_train)
     pred = head.predict((s.emb_test - mu) / sd)
     return accuracy(s.y_test, pred), nec(head.coef_)
 

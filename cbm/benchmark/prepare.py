@@ -62,6 +62,12 @@ class BenchmarkConfig:
         image when the device is CUDA; ``0``: every image.
     sae_latents, sae_epochs
         SAE size and training length (``None``: per-dataset defaults).
+    head_concepts
+        Size of the classifier-head bank (backbones with an ImageNet head).
+    head_lambdas
+        Grid points of the sparse head's regularisation path (fewer is faster).
+    threads
+        CPU threads for torch and BLAS during the run (``None``: leave as set).
     vocabulary
         Naming vocabulary for SAE latents on text-capable backbones (``words``,
         ``bank:NAME``, a bank JSON or a text file).
@@ -82,6 +88,8 @@ class BenchmarkConfig:
     sae_latents: int | None = None
     sae_epochs: float | None = None
     head_concepts: int = 100
+    head_lambdas: int = 100
+    threads: int | None = 1
     seed: int = 0
     device: str = "auto"
     batch_size: int = 64
@@ -136,6 +144,7 @@ class BenchmarkConfig:
             "sae": sae_recipe(dataset, self),
             "cbm_version": cbm.__version__,
             "head_concepts": self.head_concepts,
+            "head_lambdas": self.head_lambdas,
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -292,6 +301,7 @@ def prepare_setting(
             "n_test": int(ok_test.sum()),
             "skipped_images": int((~ok_train).sum() + (~ok_test).sum()),
             "device": device,
+            "head_params": {"device": device, "n_lambdas": cfg.head_lambdas},
         },
     )
 

@@ -44,7 +44,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_shapes_grid_writes_csv_and_markdown_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     args = ["benchmark", "--dataset", "shapes", "--dataset", "cifar10", "--out", str(out)]
-    args += ["--n-train", "120", "--n-test", "60", "--sae-epochs", "3", "--device", "cpu"]
+    args += ["--n-train", "100", "--n-test", "60", "--sae-epochs", "3", "--device", "cpu"]
+    args += ["--head-lambdas", "20"]
     args += ["--vocabulary", "bank:shapes", "--cache-dir", str(tmp_path / "cache")]
     res = CliRunner().invoke(app, args)
     # cifar10 has no --data-root: its cells fail with the reason, shapes still runs
@@ -93,6 +94,7 @@ def test_fashion_mnist_with_efficientnet(tmp_path: Path) -> None:
         sae_latents=32,
         sae_epochs=3,
         head_concepts=20,
+        head_lambdas=20,
         device="cpu",
         cache_dir=tmp_path / "cache",
     )
@@ -162,7 +164,7 @@ def test_cifar10_and_cub_from_disk_with_open_clip(tmp_path: Path) -> None:
     args += ["--backbone", "cbm-bench-vit", "--pretrained", "none", "--nec", "5"]
     args += ["--nec", "dense", "--reference-dir", str(tmp_path / "reference"), "--out", str(out)]
     args += ["--n-train", "0", "--n-test", "0", "--sae-latents", "8", "--sae-epochs", "3"]
-    args += ["--vocabulary", "bank:cifar10", "--device", "cpu"]
+    args += ["--vocabulary", "bank:cifar10", "--device", "cpu", "--head-lambdas", "20"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rows = _rows(out / "results.csv")
