@@ -168,17 +168,21 @@ class SettingRunner:
         target = None if cell.nec_target == "dense" else float(cell.nec_target)
         cell.weights_id = str(s.identity.get("weights_id", ""))
         cell.n_train, cell.n_test = s.info["n_train"], s.info["n_test"]
+        skipped = s.info.get("skipped_images", 0)
+        note = f"{skipped} unreadable images left out" if skipped else ""
+        if s.info.get("skipped_examples"):
+            note += f" (e.g. {s.info['skipped_examples'][0]})"
         if cell.bank == "probe":
             cell.accuracy, cell.nec = probe(s, target)
             cell.bank_name, cell.n_concepts = "raw features", s.emb_train.shape[1]
-            cell.status = "ok"
+            cell.status, cell.notes = "ok", note
             return
         if cell.bank == "text" and s.text_bank is None:
             cell.status, cell.reason = "n/a", s.text_bank_reason
             return
         bank, vectors, scorer = self.bank_of(cell.bank)
         cell.bank_name, cell.n_concepts = bank.name, len(bank)
-        cell.notes = bank_notes(bank)
+        cell.notes = bank_notes(bank) + (f"; {note}" if note else "")
         cell.accuracy, cell.nec = evaluate_bank(s, bank, vectors, target, scorer)
         if cell.bank != "random":  # the random bank is its own control
             rand, rvec = random_bank(len(bank), s.emb_train.shape[1], self.cfg.seed)

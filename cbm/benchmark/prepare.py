@@ -300,6 +300,11 @@ def prepare_setting(
             "n_train": int(ok_train.sum()),
             "n_test": int(ok_test.sum()),
             "skipped_images": int((~ok_train).sum() + (~ok_test).sum()),
+            "skipped_examples": [
+                f"{item.path}: {item.reason}"
+                for ds in (train, test)
+                for item in getattr(ds, "skipped", [])[:3]
+            ],
             "device": device,
             "head_params": {"device": device, "n_lambdas": cfg.head_lambdas},
         },

@@ -145,7 +145,18 @@ def _fake_cub(root: Path, rng: np.random.Generator) -> None:
     (cub / "classes.txt").write_text("\n".join(f"{i + 1} {c}" for i, c in enumerate(classes)))
 
 
-def test_cifar10_and_cub_from_disk_with_open_clip(tmp_path: Path) -> None:
+def _fake_imagenet(root: Path, rng: np.random.Generator) -> None:
+    for split, n in (("train", 3), ("val", 2)):
+        for wnid in ("n01440764", "n01443537"):
+            folder = root / "imagenet" / split / wnid
+            folder.mkdir(parents=True)
+            for k in range(n):
+                im = rng.integers(0, 256, (36, 30, 3), dtype=np.uint8)
+                Image.fromarray(im).save(folder / f"{wnid}_{k}.JPEG")
+    (root / "imagenet" / "val" / "n01440764" / "broken.JPEG").write_bytes(b"not a jpeg")
+
+
+def test_cifar10_cub_imagenet_from_disk_with_open_clip(tmp_path: Path) -> None:
     import open_clip
 
     cfg_dir = tmp_path / "cfg"
@@ -156,11 +167,13 @@ def test_cifar10_and_cub_from_disk_with_open_clip(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _fake_cifar10(data, rng)
     _fake_cub(data, rng)
+    _fake_imagenet(data, rng)
     ref = tmp_path / "reference" / "label-free-cbm"
     ref.mkdir(parents=True)
     (ref / "cifar10_filtered.txt").write_text("wings\nwheels\nfur\nWings\nwater\nfeathers\n")
     out = tmp_path / "out"
-    args = ["benchmark", "--dataset", "cifar10", "--dataset", "cub", "--data-root", str(data)]
+    args = ["benchmark", "--dataset", "cifar10", "--dataset", "cub", "--dataset", "imagenet"]
+    args += ["--data-root", str(data)]
     args += ["--backbone", "cbm-bench-vit", "--pretrained", "none", "--nec", "5"]
     args += ["--nec", "dense", "--reference-dir", str(tmp_path / "reference"), "--out", str(out)]
     args += ["--n-train", "0", "--n-test", "0", "--sae-latents", "8", "--sae-epochs", "3"]
@@ -168,7 +181,11 @@ def test_cifar10_and_cub_from_disk_with_open_clip(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rows = _rows(out / "results.csv")
-    assert {(r["dataset"], r["status"]) for r in rows} == {("cifar10", "ok"), ("cub", "ok")}
+    assert {(r["dataset"], r["status"]) for r in rows} == {
+        ("cifar10", "ok"),
+        ("cub", "ok"),
+        ("imagenet", "ok"),
+    }
     assert all(r["backbone"].startswith("open_clip:cbm-bench-vit (random-init:") for r in rows)
     text = {r["dataset"]: r for r in rows if r["bank"] == "text" and r["nec_target"] == "5"}
     # the published concept set (deduplicated) for CIFAR-10; the shipped bank for CUB
@@ -176,6 +193,10 @@ def test_cifar10_and_cub_from_disk_with_open_clip(tmp_path: Path) -> None:
     assert text["cifar10"]["n_concepts"] == "5"
     assert text["cub"]["bank_name"] == "cub200"
     sizes = {(r["dataset"], r["n_train"], r["n_test"]) for r in rows}
-    assert sizes == {("cifar10", "50", "10"), ("cub", "6", "6")}
+    # the unreadable ImageNet file is skipped (4 readable val images), not fatal
+    assert sizes == {("cifar10", "50", "10"), ("cub", "6", "6"), ("imagenet", "6", "4")}
+    assert text["imagenet"]["bank_name"] == "imagenet"
+    assert "1 unreadable images left out (e.g." in text["imagenet"]["notes"]
+    assert "broken.JPEG" in text["imagenet"]["notes"]
     md = (out / "results.md").read_text()
     assert "LaBo 97.75 (CLIP ViT-L/14)" in md and "VLG-CBM 60.38 (CLIP RN50)" in md
