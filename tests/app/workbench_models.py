@@ -46,7 +46,8 @@ def synthetic_model_dir(
     }
     model.save(directory)
     images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    save_evaluation(directory, X[n:], y[n:], images)
+    # Ground truth: a concept is present when the image points its way (cosine > 0).
+    save_evaluation(directory, X[n:], y[n:], images, concepts=cos[n:] > 0)
     return directory
 
 
