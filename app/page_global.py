@@ -40,6 +40,12 @@ def _nec_curve(model: ConceptBottleneckModel) -> None:
         f"{len(path.nec)} points from the strongest to the weakest penalty: accuracy on "
         "the head's training scores (and on its validation data where the fit had any). "
         f"The dashed line marks the saved head, NEC {path.chosen_nec:.2f}{extra}."
+        + (
+            " This head was fitted at one fixed C, so the path stops at it; a NEC-targeted "
+            "fit (`cbm demo`) records the whole path."
+            if len(path.nec) < 4
+            else ""
+        )
     )
 
 
@@ -87,26 +93,31 @@ def _intervention_curves(model: ConceptBottleneckModel, path: str) -> None:
         ("error", "task error"),
         "strategy",
         f"Task error as concepts are set to their true values ({len(split)} images)",
+        dashed="RAND",
     )
     table = curves_table(curves)
-    st.dataframe(
+    st.table(
         [
             {
                 "strategy": r["strategy"].upper(),
                 "error before": f"{r['error_0']:.1%}",
                 f"error after {steps}": f"{r['error_end']:.1%}",
                 "AUC (lower is better)": round(r["auc"], 4),
-                "steps to halve the error": r["steps_to_reduce"],
+                "steps to halve the error": (
+                    "not within these steps"
+                    if r["steps_to_reduce"] is None
+                    else str(r["steps_to_reduce"])
+                ),
             }
             for r in table
-        ],
-        hide_index=True,
+        ]
     )
     st.caption(
         "Each step sets one more concept per image to its 'present' / 'absent' level (the "
         "Intervene page's 95th / 5th percentiles) according to the truth, in the order the "
         "strategy picks (`cbm.interventions`, Shin et al. 2023); RAND is the mean of 5 "
-        "random orders. AUC is over the steps shown."
+        "random orders. AUC is over the steps shown. A curve that rises means true answers "
+        "hurt this head: it leans on the backbone's imperfect concept scores."
     )
 
 

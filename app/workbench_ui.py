@@ -341,21 +341,34 @@ def line_chart(
     title: str,
     marker: tuple[float, str] | None = None,
     y_format: str = "%",
+    dashed: str | None = None,
 ) -> None:
-    """Lines with points, one colour per ``series``; ``marker`` = (x value, label) rule."""
+    """Lines with points, one colour per ``series``; ``marker`` = (x value, label) rule;
+    the series named ``dashed`` (a baseline) is drawn dashed."""
     x_field, x_title = x
     y_field, y_title = y
     lines: dict[str, Any] = {
         "mark": {"type": "line", "point": True, "interpolate": "linear"},
         "encoding": {
-            "x": {"field": x_field, "type": "quantitative", "title": x_title},
+            "x": {
+                "field": x_field,
+                "type": "quantitative",
+                "title": x_title,
+                "scale": {"zero": True},
+            },
             "y": {
                 "field": y_field,
                 "type": "quantitative",
                 "title": y_title,
                 "axis": {"format": y_format},
             },
-            "color": {"field": series, "type": "nominal", "title": None},
+            "color": {
+                "field": series,
+                "type": "nominal",
+                "title": None,
+                "sort": None,
+                "scale": {"scheme": "tableau10"},
+            },
             "tooltip": [
                 {"field": series},
                 {"field": x_field, "format": ".2f"},
@@ -363,6 +376,11 @@ def line_chart(
             ],
         },
     }
+    if dashed is not None:
+        lines["encoding"]["strokeDash"] = {
+            "condition": {"test": f"datum[{series!r}] === {dashed!r}", "value": [5, 4]},
+            "value": [1, 0],
+        }
     spec: dict[str, Any] = {"title": title, "height": 320, "layer": [lines]}
     if marker is not None:
         spec["layer"].append(
@@ -373,8 +391,12 @@ def line_chart(
         )
         spec["layer"].append(
             {
-                "mark": {"type": "text", "align": "left", "dx": 4, "dy": -150, "color": "#555"},
-                "encoding": {"x": {"datum": marker[0]}, "text": {"value": marker[1]}},
+                "mark": {"type": "text", "align": "right", "dx": -4, "color": "#555"},
+                "encoding": {
+                    "x": {"datum": marker[0]},
+                    "y": {"value": 305},
+                    "text": {"value": marker[1]},
+                },
             }
         )
     st.vega_lite_chart(pd.DataFrame(rows), spec, width="stretch")

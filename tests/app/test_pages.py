@@ -182,10 +182,10 @@ def test_global_view_draws_the_nec_path_and_intervention_curves(synthetic_dir: P
     assert len(_charts(at)) == 3
     model = ConceptBottleneckModel.load(synthetic_dir)
     assert any(f"NEC {model.nec:.2f}" in c.value for c in at.caption)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["strategy"]) == ["RAND", "UCP", "LCP", "CCTP", "ECTP", "EUDTP"]
     at.multiselect(key="curve_strategies").set_value(["cctp", "ectp"]).run()
-    assert list(at.dataframe[0].value["strategy"]) == ["CCTP", "ECTP"]
+    assert list(at.table[0].value["strategy"]) == ["CCTP", "ECTP"]
 
 
 def test_global_view_explains_a_model_without_path_or_truth(
