@@ -255,7 +255,7 @@ class ConceptBottleneckModel:
         # --- the head's regularisation path (NEC, accuracy per lambda; the app plots it) ---
         path_record = head_path_record(self.head)
         if path_record is not None:
-            config["head"]["path"] = path_record
+            config["head"] = {**cast(dict[str, Any], config["head"]), "path": path_record}
         # --- SAE scorer (cbm.scores.sae): its SAE travels in the same two files ---
         if isinstance(self.scorer, SAEConceptScorer):
             config["scorer"], sae_arrays = self.scorer.state()
