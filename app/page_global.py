@@ -116,8 +116,9 @@ def _intervention_curves(model: ConceptBottleneckModel, path: str) -> None:
         "Each step sets one more concept per image to its 'present' / 'absent' level (the "
         "Intervene page's 95th / 5th percentiles) according to the truth, in the order the "
         "strategy picks (`cbm.interventions`, Shin et al. 2023); RAND is the mean of 5 "
-        "random orders. AUC is over the steps shown. A curve that rises means true answers "
-        "hurt this head: it leans on the backbone's imperfect concept scores."
+        "random orders; at concept level UCP and LCP rank alike, so their curves coincide. "
+        "AUC is over the steps shown. A curve that rises means true answers hurt this "
+        "head: it leans on the backbone's imperfect concept scores."
     )
 
 

@@ -343,8 +343,8 @@ def line_chart(
     y_format: str = "%",
     dashed: str | None = None,
 ) -> None:
-    """Lines with points, one colour per ``series``; ``marker`` = (x value, label) rule;
-    the series named ``dashed`` (a baseline) is drawn dashed."""
+    """Lines with points, one colour per ``series``; ``marker`` = (x value, tooltip) of a
+    dashed vertical rule; the series named ``dashed`` (a baseline) is drawn dashed."""
     x_field, x_title = x
     y_field, y_title = y
     lines: dict[str, Any] = {
@@ -386,17 +386,7 @@ def line_chart(
         spec["layer"].append(
             {
                 "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#555"},
-                "encoding": {"x": {"datum": marker[0]}},
-            }
-        )
-        spec["layer"].append(
-            {
-                "mark": {"type": "text", "align": "right", "dx": -4, "color": "#555"},
-                "encoding": {
-                    "x": {"datum": marker[0]},
-                    "y": {"value": 305},
-                    "text": {"value": marker[1]},
-                },
+                "encoding": {"x": {"datum": marker[0]}, "tooltip": {"value": marker[1]}},
             }
         )
     st.vega_lite_chart(pd.DataFrame(rows), spec, width="stretch")

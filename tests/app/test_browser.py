@@ -133,7 +133,7 @@ def test_browser_global_view_curves(server: str, page: object, shapes_dir: Path)
         charts.nth(i).locator("canvas, svg").first.wait_for()
     body = pg.locator("body").inner_text()
     model = ConceptBottleneckModel.load(shapes_dir)
-    assert f"this model (NEC {model.nec:.2f})" in body or f"NEC {model.nec:.2f}" in body
+    assert f"The dashed line marks the saved head, NEC {model.nec:.2f}" in body
     assert "ECTP" in body and "steps to halve the error" in body
     pg.screenshot(path=str(SHOTS / "global_view.png"), full_page=True)
 
