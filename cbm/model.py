@@ -312,11 +312,16 @@ class ConceptBottleneckModel:
         model.head.C_ = float(head_cfg.get("C_", model.head.C))
         model.head.nec_ = nec(model.head.coef_)
         # Models saved before the path was recorded load without ``path_``.
-        if isinstance(head_cfg.get("path"), dict):
-            model.head.path_ = {
-                name: np.array([np.nan if v is None else v for v in values], dtype=float)
-                for name, values in head_cfg["path"].items()
-            }
+        if "path" in head_cfg:
+            try:
+                model.head.path_ = {
+                    str(name): np.array([np.nan if v is None else v for v in values], dtype=float)
+                    for name, values in dict(head_cfg["path"]).items()
+                }
+            except (TypeError, ValueError) as err:
+                raise ArtefactError(
+                    f"{cfg_path}: head.path must map names to lists of numbers ({err})"
+                ) from err
         model.metrics = dict(config.get("metrics") or {})
         model.training = dict(config.get("training") or {})
         return model

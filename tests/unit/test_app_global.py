@@ -19,7 +19,7 @@ from cbm.app_global import (
 )
 from cbm.app_maps import case_concept_maps, maps_unavailable, overlay
 from cbm.app_support import load_evaluation, save_evaluation
-from cbm.exceptions import ConfigurationError, ValidationError
+from cbm.exceptions import ArtefactError, ConfigurationError, ValidationError
 from cbm.interventions import STRATEGIES, intervention_curves
 from cbm.model import ConceptBottleneckModel
 
@@ -56,6 +56,11 @@ def test_saved_model_keeps_its_regularisation_path(saved: Path, tmp_path: Path) 
     back = ConceptBottleneckModel.load(old)
     assert nec_path(back) is None
     np.testing.assert_array_equal(back.weights, model.weights)
+    # A malformed path record is a clear artefact error, not a crash.
+    config["head"]["path"] = {"nec": ["many"]}
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtefactError, match="head.path"):
+        ConceptBottleneckModel.load(old)
 
 
 def test_a_global_edit_drops_the_parents_path(saved: Path) -> None:
