@@ -7,6 +7,7 @@ import streamlit as st
 import workbench_ui as ui
 
 from cbm.app_edits import top_concepts, view_case
+from cbm.app_maps import maps_unavailable, overlay
 from cbm.app_support import UPLOAD_EXTENSIONS, EvaluationSplit, embed_upload, read_upload
 from cbm.exceptions import CBMError
 from cbm.model import ConceptBottleneckModel
@@ -118,7 +119,62 @@ def _upload(path: str) -> None:
     st.caption(f"Uploaded {upload.name!r}: {upload.width} x {upload.height} pixels.")
 
 
-def _inspect(model: ConceptBottleneckModel, split: EvaluationSplit | None) -> None:
+def _activation_map(
+    model: ConceptBottleneckModel, path: str, case: dict, image: np.ndarray | None, default: int
+) -> None:
+    st.subheader("Concept activation map")
+    if image is None:
+        st.info("No image is stored for this case (only its embedding), so no map.")
+        return
+    try:
+        reason = maps_unavailable(model, ui.backbone_of(path))
+    except CBMError as err:
+        reason = f"its backbone could not be opened ({err})"
+    if reason is not None:
+        st.info(f"No concept activation map for this model: {reason}.")
+        return
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        concept = st.selectbox(
+            "Concept to locate",
+            range(len(model.bank)),
+            index=default,
+            format_func=lambda j: model.bank.concepts[j],
+            key="map_concept",
+        )
+    with c2:
+        upscale = st.radio(
+            "Grid",
+            [1, 2],
+            format_func=lambda u: "native" if u == 1 else "2x finer (enlarged input)",
+            horizontal=True,
+            key="map_upscale",
+        )
+    try:
+        maps = ui.maps_of(path, case, np.asarray(image), int(upscale))
+    except CBMError as err:
+        st.error(f"Could not compute the map: {err}")
+        return
+    values = maps.values[concept]
+    left, mid, right = st.columns([1, 1, 2])
+    left.image(image, caption="image", width=200)
+    mid.image(
+        overlay(np.asarray(image), values),
+        caption=f"'{model.bank.concepts[concept]}' (yellow = strongest)",
+        width=200,
+    )
+    gh, gw = maps.grid
+    cells = "; ".join(" ".join(f"{v:+.2f}" for v in values[r]) for r in range(gh))
+    right.caption(
+        f"{gh} x {gw} grid of per-location scores (same scale as the concept score): "
+        f"{cells}. Each cell is the backbone's embedding of that image region compared "
+        "with the concept's text embedding; colours are scaled to this map's own range. "
+        "The finer grid enlarges the image, which the tiny CLIP was not trained at, so "
+        "it localises worse (docs/metrics.md)."
+    )
+
+
+def _inspect(model: ConceptBottleneckModel, split: EvaluationSplit | None, path: str) -> None:
     found = ui.case_scores(split)
     if found is None:
         st.info("Pick an evaluation image or upload one.")
@@ -164,6 +220,8 @@ def _inspect(model: ConceptBottleneckModel, split: EvaluationSplit | None) -> No
                 f"Contributions to {model.class_names[cls]} (bias {model.bias[cls]:+.2f})",
                 "contribution",
             )
+    most_present = int(np.argmax(view.scores))
+    _activation_map(model, path, case, ui.case_image(split, case), most_present)
     if split is not None and split.images is not None:
         _top_images(model, split, int(top_concepts(view.scores, 1)[0]))
 
@@ -198,4 +256,4 @@ def render() -> None:
     else:
         _browse(model, split)
     _upload(path)
-    _inspect(model, split)
+    _inspect(model, split, path)

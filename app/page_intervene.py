@@ -12,10 +12,11 @@ from cbm.app_edits import (
     CaseEdit,
     edited_scores,
     export_case,
-    suggest_next_concept,
     top_concepts,
     view_case,
 )
+from cbm.app_global import DEFAULT_STRATEGY, STRATEGY_LABELS, suggest_concepts
+from cbm.interventions import STRATEGIES
 from cbm.model import ConceptBottleneckModel
 
 
@@ -67,13 +68,28 @@ def _editor(
     absent, present = ui.levels_of(path)
     names = model.bank.concepts
     edits = ui.edits()
-    suggestion = suggest_next_concept(model, after_scores, frozenset(edits))
     left, right = st.columns([3, 2])
     with right:
-        if suggestion is None:
-            st.info("Every concept the predicted class uses has been checked.")
+        strategy = st.selectbox(
+            "Suggest with strategy",
+            list(STRATEGIES),
+            index=list(STRATEGIES).index(DEFAULT_STRATEGY),
+            format_func=lambda s: f"{s.upper()}: {STRATEGY_LABELS[s]}",
+            key="suggest_strategy",
+        )
+        ranked = suggest_concepts(
+            ui.intervener_of(path), after_scores, frozenset(edits), strategy, seed=len(edits)
+        )
+        suggestion = ranked[0].concept if ranked else None
+        if not ranked:
+            st.info("Every concept the head uses has been checked.")
         else:
-            st.markdown(f"Suggested next concept to check: **{names[suggestion]}**")
+            others = ", ".join(f"{r.name} ({r.criterion:.3g})" for r in ranked[1:])
+            st.markdown(
+                f"Suggested next concept to check: **{ranked[0].name}** "
+                f"({strategy.upper()} {ranked[0].criterion:.3g})"
+                + (f"; then {others}" if others else "")
+            )
             st.button("Check suggested concept", on_click=_suggest, args=(suggestion,))
         st.button("Reset all edits", on_click=_reset)
     with left:
@@ -172,7 +188,15 @@ def render() -> None:
                 for h in hist
             ]
         )
-    record = export_case(model, path, case, original, hist, ui.edits())
+    record = export_case(
+        model,
+        path,
+        case,
+        original,
+        hist,
+        ui.edits(),
+        strategy=st.session_state.get("suggest_strategy", DEFAULT_STRATEGY),
+    )
     st.download_button(
         "Export edited case (JSON)",
         json.dumps(record, indent=2),

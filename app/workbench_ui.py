@@ -15,6 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from cbm.app_edits import CaseEdit, concept_levels
+from cbm.app_global import split_intervention_curves, workbench_intervener
+from cbm.app_maps import CaseMaps, case_concept_maps
 from cbm.app_support import (
     MAX_UPLOAD_BYTES,
     EvaluationSplit,
@@ -22,6 +24,7 @@ from cbm.app_support import (
     load_evaluation,
 )
 from cbm.exceptions import CBMError
+from cbm.interventions import Intervener, InterventionCurve
 from cbm.model import ConceptBottleneckModel
 
 POSITIVE = "#1f77b4"
@@ -66,6 +69,49 @@ def _levels(path: str, stamp: float) -> tuple[np.ndarray, np.ndarray]:
     split = _evaluation(path, stamp)
     model = _model(path, stamp)
     return concept_levels(None if split is None else split.scores, len(model.bank))
+
+
+@st.cache_resource(max_entries=8)
+def _intervener(path: str, stamp: float) -> Intervener:
+    absent, present = _levels(path, stamp)
+    split = _evaluation(path, stamp)
+    neutral = None if split is None else split.scores.mean(axis=0)
+    return workbench_intervener(_model(path, stamp), absent, present, neutral)
+
+
+@st.cache_resource(show_spinner="Running the intervention curves ...", max_entries=16)
+def _curves(
+    path: str, stamp: float, strategies: tuple[str, ...], max_steps: int
+) -> dict[str, InterventionCurve]:
+    split = _evaluation(path, stamp)
+    if split is None or split.concepts is None:
+        return {}
+    return split_intervention_curves(
+        _intervener(path, stamp), split.scores, split.labels, split.concepts, strategies, max_steps
+    )
+
+
+@st.cache_resource(show_spinner="Computing concept activation maps ...", max_entries=64)
+def _maps(path: str, stamp: float, case_key: str, upscale: int, _image: np.ndarray) -> CaseMaps:
+    return case_concept_maps(_model(path, stamp), _backbone(path, stamp), _image, upscale)
+
+
+def intervener_of(path: str) -> Intervener:
+    """The open model's :class:`Intervener` (present/absent = the workbench's levels)."""
+    return _intervener(path, _stamp(path))
+
+
+def curves_of(
+    path: str, strategies: tuple[str, ...], max_steps: int
+) -> dict[str, InterventionCurve]:
+    """Intervention curves on the evaluation split (computed once per model and choice)."""
+    return _curves(path, _stamp(path), strategies, max_steps)
+
+
+def maps_of(path: str, case: dict[str, Any], image: np.ndarray, upscale: int) -> CaseMaps:
+    """Every concept's activation map over the case's image (computed once per case)."""
+    key = f"upload:{case.get('sha256')}" if case["source"] == "upload" else f"eval:{case['index']}"
+    return _maps(path, _stamp(path), key, upscale, np.asarray(image))
 
 
 def model_dir() -> str | None:
@@ -285,3 +331,62 @@ def weight_matrix(model: ConceptBottleneckModel) -> None:
         },
     }
     st.vega_lite_chart(df, spec, width="stretch")
+
+
+def line_chart(
+    rows: list[dict[str, Any]],
+    x: tuple[str, str],
+    y: tuple[str, str],
+    series: str,
+    title: str,
+    marker: tuple[float, str] | None = None,
+    y_format: str = "%",
+    dashed: str | None = None,
+) -> None:
+    """Lines with points, one colour per ``series``; ``marker`` = (x value, tooltip) of a
+    dashed vertical rule; the series named ``dashed`` (a baseline) is drawn dashed."""
+    x_field, x_title = x
+    y_field, y_title = y
+    lines: dict[str, Any] = {
+        "mark": {"type": "line", "point": True, "interpolate": "linear"},
+        "encoding": {
+            "x": {
+                "field": x_field,
+                "type": "quantitative",
+                "title": x_title,
+                "scale": {"zero": True},
+            },
+            "y": {
+                "field": y_field,
+                "type": "quantitative",
+                "title": y_title,
+                "axis": {"format": y_format},
+            },
+            "color": {
+                "field": series,
+                "type": "nominal",
+                "title": None,
+                "sort": None,
+                "scale": {"scheme": "tableau10"},
+            },
+            "tooltip": [
+                {"field": series},
+                {"field": x_field, "format": ".2f"},
+                {"field": y_field, "format": ".1%" if y_format == "%" else ".3f"},
+            ],
+        },
+    }
+    if dashed is not None:
+        lines["encoding"]["strokeDash"] = {
+            "condition": {"test": f"datum[{series!r}] === {dashed!r}", "value": [5, 4]},
+            "value": [1, 0],
+        }
+    spec: dict[str, Any] = {"title": title, "height": 320, "layer": [lines]}
+    if marker is not None:
+        spec["layer"].append(
+            {
+                "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#555"},
+                "encoding": {"x": {"datum": marker[0]}, "tooltip": {"value": marker[1]}},
+            }
+        )
+    st.vega_lite_chart(pd.DataFrame(rows), spec, width="stretch")

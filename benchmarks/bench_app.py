@@ -4,7 +4,8 @@ A model with 1,000 concepts and 200 classes (head fitted on synthetic embeddings
 with a 2,000-image evaluation split) is opened in Streamlit's AppTest, the Intervene
 page is shown, and concept edits are timed: a slider move and a "Set present" click.
 "page script" is the time Streamlit spends running the workbench script for the edit
-(the server time a browser waits for); "AppTest rerun" adds AppTest's own bookkeeping.
+(the server time a browser waits for), which includes the next-concept suggestion with
+the default strategy (ECTP); "AppTest rerun" adds AppTest's own bookkeeping.
 The target is 200 ms per edit.
 
 Run: ``python benchmarks/bench_app.py [--concepts 1000] [--classes 200] [--repeats 20]``

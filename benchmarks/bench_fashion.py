@@ -8,7 +8,8 @@ concept, e.g. "sandal", "jersey", "running shoe"). We keep the ``--n-concepts``
 classes whose scores vary most over the *training* images. The random control is
 the same head on as many random directions; the linear probe is the dense ceiling.
 
-Run: ``python benchmarks/bench_fashion.py [--n-train 1000] [--n-test 500]``
+Run: ``python benchmarks/bench_fashion.py [--n-train 1000] [--n-test 500]``; the full
+grid with the SAE bank is ``cbm benchmark --dataset fashion-mnist`` (docs/benchmark.md).
 (embeddings are cached under ``$CBM_CACHE_DIR``; a rerun only refits the heads).
 """
 
@@ -22,6 +23,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from cbm.backbones import EfficientNetLite0Backbone, EmbeddingCache, embed_images
+from cbm.benchmark.settings import classifier_head_bank, imagenet_class_names
 from cbm.concepts.bank import ConceptBank
 from cbm.data import load_fashion_mnist
 from cbm.heads.sparse import SparseLinearHead
@@ -33,26 +35,8 @@ from cbm.pipeline import random_control
 def imagenet_class_bank(
     bb: EfficientNetLite0Backbone, emb_train: np.ndarray, n: int
 ) -> tuple[ConceptBank, np.ndarray]:
-    from torchvision.models import ResNet50_Weights  # class names only, no weights
-
-    names = list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
-    for i, name in enumerate(names):  # ImageNet repeats a few names ("crane", "maillot")
-        if names.index(name) != i:
-            names[i] = f"{name} ({i})"
     rows = bb.model._fc.weight.detach().cpu().numpy()
-    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    spread = (emb_train / np.linalg.norm(emb_train, axis=1, keepdims=True) @ unit.T).std(0)
-    keep = np.sort(np.argsort(-spread)[:n])
-    bank = ConceptBank(
-        name=f"imagenet-classes-{n}",
-        concepts=tuple(names[i] for i in keep),
-        provenance={
-            "source": "EfficientNet-Lite0 ImageNet classifier rows",
-            "selection": f"top {n} by score spread on the training images",
-            "imagenet_indices": keep.tolist(),
-        },
-    )
-    return bank, rows[keep]
+    return classifier_head_bank(rows, imagenet_class_names(), emb_train, n)
 
 
 def main() -> None:

@@ -91,27 +91,6 @@ def view_case(model: ConceptBottleneckModel, scores: np.ndarray) -> CaseView:
     return CaseView(scores=row[0], logits=logits, proba=proba, predicted=int(proba.argmax()))
 
 
-def suggest_next_concept(
-    model: ConceptBottleneckModel, scores: np.ndarray, edited: set[int] | frozenset[int]
-) -> int | None:
-    """The concept an expert should check next on this case, or ``None`` if none is left.
-
-    This is the one place the workbench asks for a selection strategy. The local rule:
-    the unedited concept with the largest |contribution| to the currently predicted
-    class (the concept the prediction leans on most that nobody has checked yet).
-    Concepts the head ignores for that class are never suggested.
-    """
-    view = view_case(model, scores)
-    contrib = np.abs(view.contributions(model, view.predicted))
-    weight = model.weights[view.predicted]
-    candidates = np.flatnonzero(weight != 0)
-    if edited:
-        candidates = np.setdiff1d(candidates, np.fromiter(edited, dtype=np.int64))
-    if candidates.size == 0:
-        return None
-    return int(candidates[np.argmax(contrib[candidates])])
-
-
 def top_concepts(values: np.ndarray, k: int, nonzero_only: bool = False) -> np.ndarray:
     """Indices of the ``k`` largest |values| (largest first), for charts of big banks."""
     v = np.abs(np.asarray(values, np.float64))
@@ -129,8 +108,12 @@ def export_case(
     history: list[CaseEdit],
     edits: dict[int, float],
     top: int = 5,
+    strategy: str | None = None,
 ) -> dict[str, Any]:
-    """A JSON-able record of an edited case: what was changed and what it did."""
+    """A JSON-able record of an edited case: what was changed and what it did.
+
+    ``strategy`` is the selection strategy that suggested the concepts to check.
+    """
     before = view_case(model, original)
     after = view_case(model, edited_scores(original, edits))
 
@@ -155,6 +138,7 @@ def export_case(
             for j, v in edits.items()
         ],
         "history": [asdict(h) for h in history],
+        "suggestion_strategy": strategy,
     }
 
 
@@ -176,6 +160,9 @@ def remove_concepts(model: ConceptBottleneckModel, indices: list[int]) -> Concep
     coef[:, list(indices)] = 0.0
     edited.head.coef_ = coef
     edited.head.nec_ = edited.nec
+    # The parent's regularisation path does not describe the edited head.
+    if hasattr(edited.head, "path_"):
+        del edited.head.path_
     edits = list(edited.training.get("global_edits") or [])
     edits.append({"removed_concepts": [model.bank.concepts[i] for i in indices]})
     edited.training = {**edited.training, "global_edits": edits}

@@ -22,7 +22,8 @@ from cbm.model import KIND, ConceptBottleneckModel
 
 EVALUATION_FILE = "evaluation.safetensors"
 """Optional file in a model directory: the evaluation split as arrays (``embeddings``,
-``labels``, optionally ``images``), for models whose data cannot be regenerated."""
+``labels``, optionally ``images`` and ground-truth ``concepts``), for models whose data
+cannot be regenerated."""
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -158,6 +159,9 @@ class EvaluationSplit:
         ``(n, h, w, 3)`` uint8 images, or ``None`` when only embeddings are stored.
     source
         Where the split came from, for the page.
+    concepts
+        ``(n, n_concepts)`` 0/1 ground truth in the bank's order, or ``None`` when
+        unknown (intervention curves need it).
     """
 
     embeddings: np.ndarray
@@ -166,6 +170,7 @@ class EvaluationSplit:
     proba: np.ndarray
     images: np.ndarray | None
     source: str
+    concepts: np.ndarray | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -187,8 +192,13 @@ def save_evaluation(
     embeddings: np.ndarray,
     labels: np.ndarray,
     images: np.ndarray | None = None,
+    concepts: np.ndarray | None = None,
 ) -> Path:
-    """Store an evaluation split next to a model (for data the app cannot regenerate)."""
+    """Store an evaluation split next to a model (for data the app cannot regenerate).
+
+    ``concepts`` (optional) is the ``(n, n_concepts)`` 0/1 ground truth in the model's
+    bank order; with it the Global view draws intervention curves.
+    """
     emb = np.asarray(embeddings, np.float32)
     y = np.asarray(labels, np.int64)
     if emb.ndim != 2 or y.shape != (emb.shape[0],):
@@ -204,6 +214,13 @@ def save_evaluation(
                 f"{imgs.dtype} {imgs.shape}"
             )
         arrays["images"] = imgs
+    if concepts is not None:
+        truth = np.asarray(concepts)
+        if truth.ndim != 2 or truth.shape[0] != emb.shape[0] or not np.isin(truth, (0, 1)).all():
+            raise ValidationError(
+                f"concepts must be 0/1 (n, n_concepts) with n={emb.shape[0]}, got {truth.shape}"
+            )
+        arrays["concepts"] = truth.astype(np.uint8)
     path = Path(directory) / EVALUATION_FILE
     write_arrays(path, arrays)
     return path
@@ -215,9 +232,15 @@ def evaluation_from_embeddings(
     labels: np.ndarray,
     images: np.ndarray | None,
     source: str,
+    concepts: np.ndarray | None = None,
 ) -> EvaluationSplit:
     """Score and predict a split once, so that every page reads the same arrays."""
     scores = model.concept_scores(embeddings)
+    if concepts is not None and np.shape(concepts) != scores.shape:
+        raise ArtefactError(
+            f"ground-truth concepts have shape {np.shape(concepts)}, the split's concept "
+            f"scores {scores.shape}"
+        )
     return EvaluationSplit(
         embeddings=np.asarray(embeddings, np.float32),
         labels=np.asarray(labels, np.int64),
@@ -225,6 +248,7 @@ def evaluation_from_embeddings(
         proba=model.proba_from_scores(scores),
         images=images,
         source=source,
+        concepts=None if concepts is None else np.asarray(concepts, np.uint8),
     )
 
 
@@ -247,13 +271,18 @@ def load_evaluation(
         if "embeddings" not in arrays or "labels" not in arrays:
             raise ArtefactError(f"{stored}: needs tensors 'embeddings' and 'labels'")
         return evaluation_from_embeddings(
-            model, arrays["embeddings"], arrays["labels"], arrays.get("images"), str(stored)
+            model,
+            arrays["embeddings"],
+            arrays["labels"],
+            arrays.get("images"),
+            str(stored),
+            arrays.get("concepts"),
         )
     world = model.training.get("world")
     if model.training.get("dataset") != "shapes" or not isinstance(world, dict):
         return None
     from cbm.backbones import EmbeddingCache, embed_images
-    from cbm.data.shapes import ShapesWorld
+    from cbm.data.shapes import CONCEPTS, ShapesWorld
 
     n_test = int(model.training.get("n_test", 0))
     split = str(model.training.get("split_test", "test"))
@@ -262,8 +291,18 @@ def load_evaluation(
     batch = ShapesWorld(**shapes_world_kwargs(world)).sample(n_test, split)
     backbone = load_backbone(model, device=device)
     emb = embed_images(backbone, batch.images, EmbeddingCache(cache_dir))
+    # Ground truth when every bank concept is a shapes-world concept (by name).
+    column = {c: i for i, c in enumerate(CONCEPTS)}
+    truth = None
+    if all(c in column for c in model.bank.concepts):
+        truth = batch.concepts[:, [column[c] for c in model.bank.concepts]]
     return evaluation_from_embeddings(
-        model, emb, batch.labels, batch.images, f"shapes world, {split} split ({n_test} images)"
+        model,
+        emb,
+        batch.labels,
+        batch.images,
+        f"shapes world, {split} split ({n_test} images)",
+        truth,
     )
 
 

@@ -230,6 +230,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "cbm.cli_app",
     "cbm.cli_sae",
     "cbm.cli_data",
+    "cbm.cli_benchmark",
 )
 
 

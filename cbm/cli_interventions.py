@@ -87,6 +87,10 @@ def register(app: typer.Typer) -> None:
         strategy: Annotated[str, typer.Option(help="rand/ucp/lcp/cctp/ectp/eudtp or all.")] = "all",
         budget: Annotated[int, typer.Option(min=0, help="Interventions per image.")] = 3,
         granularity: Annotated[str, typer.Option(help="concept or group.")] = "concept",
+        group_outcomes: Annotated[
+            str,
+            typer.Option(help="Groups: exclusive (one member true, e.g. colour) or independent."),
+        ] = "exclusive",
         split: Annotated[str, typer.Option(help="Shapes-world split to evaluate.")] = "test",
         n: Annotated[int, typer.Option(min=1, help="Images of the split.")] = 1000,
         noise: Annotated[
@@ -102,6 +106,7 @@ def register(app: typer.Typer) -> None:
         """Intervene on concepts: one image's before/after, or a split's error per strategy."""
         from cbm.exceptions import CBMError
         from cbm.interventions import STRATEGIES, Intervener
+        from cbm.interventions.groups import check_group_outcomes
         from cbm.interventions.strategies import check_strategy
         from cbm.model import ConceptBottleneckModel
 
@@ -110,10 +115,11 @@ def register(app: typer.Typer) -> None:
         try:
             if strategy != "all":
                 strategy = check_strategy(strategy)
+            check_group_outcomes(group_outcomes)
             model = ConceptBottleneckModel.load(model_dir)
             backbone = _backbone(model, device)
             vals, how = _values(model, backbone, "truth" if values == "truth" else "pct")
-            iv = Intervener(model, vals, granularity=granularity)
+            iv = Intervener(model, vals, granularity=granularity, group_outcomes=group_outcomes)
             names = list(STRATEGIES) if strategy == "all" else [strategy]
             if images:
                 pick = "ectp" if strategy == "all" else strategy

@@ -253,6 +253,10 @@ class ConceptBottleneckModel:
             "head_coef": self.head.coef_,
             "head_intercept": self.head.intercept_,
         }
+        # --- the head's regularisation path (NEC, accuracy per lambda; the app plots it) ---
+        path_record = head_path_record(self.head)
+        if path_record is not None:
+            config["head"] = {**cast(dict[str, Any], config["head"]), "path": path_record}
         # --- SAE scorer (cbm.scores.sae): its SAE travels in the same two files ---
         if isinstance(self.scorer, SAEConceptScorer):
             config["scorer"], sae_arrays = self.scorer.state()
@@ -327,6 +331,31 @@ class ConceptBottleneckModel:
         model.head.n_features_in_ = k
         model.head.C_ = float(head_cfg.get("C_", model.head.C))
         model.head.nec_ = nec(model.head.coef_)
+        # Models saved before the path was recorded load without ``path_``.
+        if "path" in head_cfg:
+            try:
+                model.head.path_ = {
+                    str(name): np.array([np.nan if v is None else v for v in values], dtype=float)
+                    for name, values in dict(head_cfg["path"]).items()
+                }
+            except (TypeError, ValueError) as err:
+                raise ArtefactError(
+                    f"{cfg_path}: head.path must map names to lists of numbers ({err})"
+                ) from err
         model.metrics = dict(config.get("metrics") or {})
         model.training = dict(config.get("training") or {})
         return model
+
+
+def head_path_record(head: Any) -> dict[str, list[float | None]] | None:
+    """The head's ``path_`` (one value per solved lambda) as JSON lists, NaN as null.
+
+    ``None`` when the head kept no path (e.g. a model loaded from an older save).
+    """
+    path = getattr(head, "path_", None)
+    if not isinstance(path, dict):
+        return None
+    return {
+        str(name): [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
+        for name, values in path.items()
+    }

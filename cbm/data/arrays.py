@@ -85,17 +85,32 @@ class ArrayDataset:
         """``n`` images drawn without replacement (balanced over classes if asked)."""
         if n >= len(self):
             return self
-        rng = np.random.default_rng(seed)
-        if stratified:
-            order = rng.permutation(len(self))
-            ranks = np.empty(len(self), np.int64)
-            for c in np.unique(self.labels):  # loop over classes, not samples
-                members = order[self.labels[order] == c]
-                ranks[members] = np.arange(members.size)
-            idx = np.sort(np.argsort(ranks * len(self) + order, kind="stable")[:n])
-        else:
-            idx = np.sort(rng.choice(len(self), n, replace=False))
+        idx = subsample_indices(self.labels, n, seed, stratified)
         return ArrayDataset(self.images[idx], self.labels[idx], self.classes, self.name)
+
+
+def subsample_indices(
+    labels: np.ndarray, n: int, seed: int = 0, stratified: bool = True
+) -> np.ndarray:
+    """Sorted indices of ``n`` of the samples, drawn without replacement.
+
+    ``stratified`` deals the draw out over classes round-robin (each class keeps its
+    share; classes with too few samples give all they have). ``n`` at least the number
+    of samples keeps every index.
+    """
+    labels = np.asarray(labels)
+    total = labels.shape[0]
+    if n >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    if not stratified:
+        return np.sort(rng.choice(total, n, replace=False))
+    order = rng.permutation(total)
+    ranks = np.empty(total, np.int64)
+    for c in np.unique(labels):  # loop over classes, not samples
+        members = order[labels[order] == c]
+        ranks[members] = np.arange(members.size)
+    return np.sort(np.argsort(ranks * total + order, kind="stable")[:n])
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:

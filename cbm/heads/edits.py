@@ -96,6 +96,9 @@ def edit_concepts(
                 setattr(head, attr, copy.deepcopy(getattr(fitted, attr)))
     else:
         head.coef_ = head.coef_.copy()
+        # The parent's regularisation path does not describe the edited head.
+        if hasattr(head, "path_"):
+            del head.path_
     head.coef_[:, removed] = 0.0
     for j, f in factors.items():
         head.coef_[:, j] *= f

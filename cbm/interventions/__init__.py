@@ -9,7 +9,8 @@ The one place an application imports interventions from:
 * :class:`Intervener` -- selection strategies (``rand``, ``ucp``, ``lcp``, ``cctp``,
   ``ectp``, ``eudtp``; Shin et al., ICML 2023) per image or with a batch budget, at
   concept or group granularity;
-* :func:`intervention_curves` -- task error against the number of interventions;
+* :func:`intervention_curves` -- task error against the number of interventions,
+  per image or with the budget shared by the batch;
 * :func:`edit_concepts` -- "fix the model": a global edit that removes or down-weights
   concepts in every class (optionally re-fitting the rest) and returns a new model.
 
@@ -19,6 +20,7 @@ Models are never modified.
 from cbm.heads.edits import edit_concepts
 from cbm.interventions.curves import (
     InterventionCurve,
+    batch_intervention_curve,
     curve_auc,
     curves_table,
     intervention_curve,
@@ -35,11 +37,13 @@ from cbm.interventions.edits import (
     group_members,
     intervene,
 )
+from cbm.interventions.groups import GROUP_OUTCOMES
 from cbm.interventions.procedure import Intervener, Selection
 from cbm.interventions.strategies import STRATEGIES, Units
 from cbm.interventions.values import ConceptCalibration, InterventionValues
 
 __all__ = [
+    "GROUP_OUTCOMES",
     "OPERATIONS",
     "STRATEGIES",
     "ConceptCalibration",
@@ -51,6 +55,7 @@ __all__ = [
     "Selection",
     "Units",
     "apply_edits",
+    "batch_intervention_curve",
     "concept_index",
     "curve_auc",
     "curves_table",

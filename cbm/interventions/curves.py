@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cbm.exceptions import ValidationError
 from cbm.interventions.procedure import Intervener
 from cbm.interventions.strategies import STRATEGIES, check_strategy
 
@@ -94,6 +95,35 @@ def intervention_curve(
     return InterventionCurve(strategy, intervener.granularity, errors / max(1, runs))
 
 
+def batch_intervention_curve(
+    intervener: Intervener,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    strategy: str,
+    seed: int = 0,
+    repeats: int = 1,
+) -> InterventionCurve:
+    """The error curve when the budget is shared by the batch.
+
+    Point ``t`` is the task error after ``t * n_images`` interventions spent wherever
+    the strategy ranks the (image, unit) pairs highest (``t`` units per image on
+    average; some images get more, some none), in ``n_units`` rounds with the answers
+    applied after each, so the x axis matches :func:`intervention_curve`'s.
+    """
+    strategy = check_strategy(strategy)
+    n_units = len(intervener.units)
+    n = int(np.atleast_2d(scores).shape[0])
+    runs = repeats if strategy == "rand" else 1
+    errors = np.zeros(n_units + 1)
+    for r in range(max(1, runs)):
+        sel = intervener.select_batch(
+            scores, strategy, n * n_units, targets, n_units, seed + r, labels
+        )
+        errors += sel.errors if sel.errors is not None else 0.0
+    return InterventionCurve(strategy, intervener.granularity, errors / max(1, runs))
+
+
 def intervention_curves(
     intervener: Intervener,
     scores: np.ndarray,
@@ -102,10 +132,19 @@ def intervention_curves(
     strategies: Sequence[str] = STRATEGIES,
     seed: int = 0,
     rand_repeats: int = 5,
+    budget: str = "image",
 ) -> dict[str, InterventionCurve]:
-    """Curves of several strategies on the same images and answers."""
+    """Curves of several strategies on the same images and answers.
+
+    ``budget="image"``: every image gets the same number of interventions
+    (:func:`intervention_curve`); ``"batch"``: the batch shares them
+    (:func:`batch_intervention_curve`).
+    """
+    if budget not in ("image", "batch"):
+        raise ValidationError(f"budget must be 'image' or 'batch', got {budget!r}")
+    curve = intervention_curve if budget == "image" else batch_intervention_curve
     return {
-        s: intervention_curve(intervener, scores, labels, targets, s, seed, rand_repeats)
+        s: curve(intervener, scores, labels, targets, s, seed, rand_repeats)
         for s in (check_strategy(x) for x in strategies)
     }
 

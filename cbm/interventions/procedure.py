@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cbm.exceptions import ValidationError
+from cbm.interventions.groups import check_group_outcomes, group_criteria
 from cbm.interventions.strategies import (
     DYNAMIC,
     Units,
@@ -71,17 +72,24 @@ class Intervener:
         ``ConceptCalibration.from_values(values)`` (label-free).
     granularity
         ``"concept"`` or ``"group"``.
+    group_outcomes
+        What the expert may answer for a group (group granularity only):
+        ``"exclusive"`` (default; exactly one member is true, as in one-hot dimensions
+        like colour) or ``"independent"`` (multi-label groups); see
+        :mod:`cbm.interventions.groups`.
     """
 
     model: Any
     values: InterventionValues
     calibration: ConceptCalibration | None = None
     granularity: str = "concept"
+    group_outcomes: str = "exclusive"
     units: Units = field(init=False)
 
     def __post_init__(self) -> None:
         if self.calibration is None:
             self.calibration = ConceptCalibration.from_values(self.values)
+        check_group_outcomes(self.group_outcomes)
         bank = self.model.bank
         self.units = Units.of(self.granularity, bank.concepts, bank.groups)
         if len(self.values) != len(bank.concepts):
@@ -118,12 +126,25 @@ class Intervener:
         """Unit criteria ``(n, n_units)`` at the current scores; higher = sooner."""
         if strategy == "rand":
             return rng.random((scores.shape[0], len(self.units)))
+        weights = np.asarray(self.model.weights, np.float64)
+        if not self.units.is_identity and strategy != "cctp":
+            return group_criteria(
+                strategy,
+                scores,
+                logits,
+                proba,
+                weights,
+                self.values.present,
+                self.values.absent,
+                self.units,
+                self.group_outcomes,
+            )
         per_concept = concept_criteria(
             strategy,
             scores,
             logits,
             proba,
-            np.asarray(self.model.weights, np.float64),
+            weights,
             self.values.present,
             self.values.absent,
             self.values.neutral,
@@ -192,12 +213,14 @@ class Intervener:
         targets: np.ndarray | None = None,
         rounds: int = 1,
         seed: int = 0,
+        labels: np.ndarray | None = None,
     ) -> Selection:
         """Spend ``budget`` interventions over the whole batch where they help most.
 
         The batch's (image, unit) pairs compete on their criteria; in each of ``rounds``
         rounds the best remaining pairs take an equal share of the budget, and with
-        ``targets`` their answers are applied before the next round.
+        ``targets`` their answers are applied before the next round. ``labels`` (with
+        ``targets``) records the task error after every round: ``(rounds + 1,)``.
         """
         strategy = check_strategy(strategy)
         s = self._check(scores, targets)
@@ -211,10 +234,16 @@ class Intervener:
         proba = self._calibration().proba(s)
         done = np.zeros((n, n_units), bool)
         tgt = None if targets is None else np.atleast_2d(np.asarray(targets, np.float64))
+        errors = None
+        if labels is not None and tgt is not None:
+            y = np.asarray(labels)
+            errors = np.full(rounds + 1, np.mean(logits.argmax(1) != y))
         spent = 0
         for r in range(rounds):
             take = (budget - spent) // (rounds - r)
             if take <= 0:
+                if errors is not None:
+                    errors[r + 1] = errors[r]
                 continue
             crit = np.where(done, -np.inf, self.criteria(strategy, s, logits, proba, rng))
             flat = np.argpartition(-crit.ravel(), take - 1)[:take]
@@ -228,5 +257,7 @@ class Intervener:
                 new = np.where(members, tgt, s)
                 logits += (new - s) @ weights.T
                 s = new
+                if errors is not None:
+                    errors[r + 1] = np.mean(logits.argmax(1) != y)
         order = np.where(done, np.arange(n_units), -1)
-        return Selection(done, order, self.units, s if tgt is not None else None)
+        return Selection(done, order, self.units, s if tgt is not None else None, errors)

@@ -20,9 +20,10 @@ re-evaluated after every intervention, because the prediction they compare again
 
 At concept level UCP and LCP rank concepts identically (both are monotone in
 ``|p_j - 0.5|``); they differ on groups. A *unit* is what one intervention sets: one
-concept, or one group of concepts (e.g. every colour concept at once). Group scores:
-mean over members for ``ucp``, ``ectp``, ``eudtp``; least confident member for ``lcp``;
-sum for ``cctp`` (the group's total contribution).
+concept, or one group of concepts (e.g. every colour concept at once). For groups,
+UCP, LCP, ECTP and EUDTP are the same definitions applied to the group's possible
+answers (:mod:`cbm.interventions.groups`); CCTP is the sum over members (the group's
+total contribution).
 
 Everything is batched over images and candidates; the ``(images x candidates x
 classes)`` temporaries of ECTP/EUDTP are built in image chunks of bounded size.
@@ -173,7 +174,12 @@ def concept_criteria(
 
 
 def unit_criteria(strategy: str, per_concept: np.ndarray, units: Units) -> np.ndarray:
-    """Aggregate per-concept criteria ``(n, k)`` to units ``(n, n_units)``."""
+    """Aggregate per-concept criteria ``(n, k)`` to units ``(n, n_units)``.
+
+    The sum for ``cctp``, the largest member for ``lcp``, the mean otherwise. The
+    :class:`~cbm.interventions.procedure.Intervener` uses it for ``cctp`` only; the
+    other criteria of a group come from its outcomes (:mod:`cbm.interventions.groups`).
+    """
     if units.is_identity:
         return per_concept
     m = units.membership.astype(np.float64)

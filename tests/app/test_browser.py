@@ -111,7 +111,31 @@ def test_browser_model_card_and_image_view(server: str, page: object, shapes_dir
     _goto_page(pg, server, "Image view")
     pg.get_by_text("Inspecting evaluation image #0").wait_for()
     pg.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    pg.get_by_text("2 x 2 grid of per-location scores").wait_for()
+    # Streamlit scrolls inside a fixed-height container: a taller window shows the map.
+    pg.set_viewport_size({"width": 1400, "height": 3300})
+    _settle(pg)
     pg.screenshot(path=str(SHOTS / "image_view.png"), full_page=True)
+    pg.set_viewport_size({"width": 1400, "height": 2200})
+
+
+def test_browser_global_view_curves(server: str, page: object, shapes_dir: Path) -> None:
+    pg = page
+    pg.goto(server)
+    pg.get_by_text("NEC (non-zero weights per class)").wait_for()
+    _goto_page(pg, server, "Global view")
+    pg.get_by_text("Task error as concepts are set to their true values").wait_for()
+    _settle(pg)
+    # Weight matrix, accuracy-vs-NEC path and intervention curves, all drawn.
+    charts = pg.locator('[data-testid="stVegaLiteChart"]')
+    assert charts.count() == 3
+    for i in range(3):
+        charts.nth(i).locator("canvas, svg").first.wait_for()
+    body = pg.locator("body").inner_text()
+    model = ConceptBottleneckModel.load(shapes_dir)
+    assert f"The dashed line marks the saved head, NEC {model.nec:.2f}" in body
+    assert "ECTP" in body and "steps to halve the error" in body
+    pg.screenshot(path=str(SHOTS / "global_view.png"), full_page=True)
 
 
 def test_browser_intervention_flips_the_prediction(

@@ -166,3 +166,99 @@ def test_demo_model_card_shows_accuracy_beside_the_random_control(demo_dir: Path
         f"{control['accuracy']:.1%}"
     )
     assert "open_clip:shapes-clip-rn" in fields["backbone"]
+
+
+def _charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))
+
+
+def test_global_view_draws_the_nec_path_and_intervention_curves(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Global view")
+    heads = [s.value for s in at.subheader]
+    assert "Accuracy vs NEC (the head's regularisation path)" in heads
+    assert "Intervention curves (evaluation split)" in heads
+    assert not at.info, [i.value for i in at.info]
+    # Weight matrix, NEC path, intervention curves.
+    assert len(_charts(at)) == 3
+    model = ConceptBottleneckModel.load(synthetic_dir)
+    assert any(f"NEC {model.nec:.2f}" in c.value for c in at.caption)
+    table = at.table[0].value
+    assert list(table["strategy"]) == ["RAND", "UCP", "LCP", "CCTP", "ECTP", "EUDTP"]
+    at.multiselect(key="curve_strategies").set_value(["cctp", "ectp"]).run()
+    assert list(at.table[0].value["strategy"]) == ["CCTP", "ECTP"]
+
+
+def test_global_view_explains_a_model_without_path_or_truth(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """A model saved before the path was recorded, with a split without concepts."""
+    import json
+
+    from cbm.app_support import save_evaluation
+    from cbm.io import read_arrays
+
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((synthetic_dir / "config.json").read_text())
+    del config["head"]["path"]
+    (old / "config.json").write_text(json.dumps(config))
+    (old / "model.safetensors").write_bytes((synthetic_dir / "model.safetensors").read_bytes())
+    arrays = read_arrays(synthetic_dir / "evaluation.safetensors")
+    save_evaluation(old, arrays["embeddings"], arrays["labels"], arrays["images"])
+    at = _page(_app(old), "Global view")
+    notes = " ".join(i.value for i in at.info)
+    assert "No regularisation path is recorded" in notes
+    assert "no ground-truth concepts" in notes
+    assert len(_charts(at)) == 1  # the weight matrix only
+
+
+def test_suggestion_follows_the_chosen_strategy(synthetic_dir: Path) -> None:
+    from cbm.app_edits import concept_levels
+    from cbm.app_global import suggest_concepts, workbench_intervener
+
+    model = ConceptBottleneckModel.load(synthetic_dir)
+    split = load_evaluation(model, synthetic_dir)
+    assert split is not None
+    absent, present = concept_levels(split.scores, len(model.bank))
+    iv = workbench_intervener(model, absent, present, split.scores.mean(axis=0))
+    at = _page(_app(synthetic_dir), "Intervene")
+    assert at.selectbox(key="suggest_strategy").value == "ectp"
+    seen = {}
+    for strategy in ("ectp", "cctp", "ucp"):
+        at.selectbox(key="suggest_strategy").set_value(strategy).run()
+        expected = suggest_concepts(iv, split.scores[0], frozenset(), strategy)[0]
+        text = next(m.value for m in at.markdown if "Suggested next concept" in m.value)
+        assert f"**{expected.name}**" in text and strategy.upper() in text
+        next(b for b in at.button if b.label == "Check suggested concept").click().run()
+        assert at.selectbox(key="concept_choice").value == expected.concept
+        seen[strategy] = expected.concept
+    # After an edit the suggestion moves on to an unchecked concept; the export names
+    # the strategy.
+    next(b for b in at.button if b.label == "Set present").click().run()
+    text = next(m.value for m in at.markdown if "Suggested next concept" in m.value)
+    assert f"**{model.bank.concepts[seen['ucp']]}**" not in text
+    assert "History (1 edits)" in [s.value for s in at.subheader]
+
+
+def test_image_view_notes_that_synthetic_embeddings_give_no_map(synthetic_dir: Path) -> None:
+    at = _page(_app(synthetic_dir), "Image view")
+    assert "Concept activation map" in [s.value for s in at.subheader]
+    assert any(
+        "No concept activation map for this model" in i.value and "backbone" in i.value
+        for i in at.info
+    )
+
+
+def test_image_view_draws_the_activation_map_of_the_tiny_clip(shapes_dir: Path) -> None:
+    at = _page(_app(shapes_dir), "Image view")
+    assert not at.info and not at.error
+    model = ConceptBottleneckModel.load(shapes_dir)
+    chosen = at.selectbox(key="map_concept").value
+    assert any(f"'{model.bank.concepts[chosen]}'" in c for c in _image_captions(at))
+    assert any("2 x 2 grid of per-location scores" in c.value for c in at.caption)
+    at.radio(key="map_upscale").set_value(2).run()
+    assert any("4 x 4 grid of per-location scores" in c.value for c in at.caption)
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [c for im in at.get("image") for c in im.captions]

@@ -46,7 +46,11 @@ def synthetic_model_dir(
     }
     model.save(directory)
     images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    save_evaluation(directory, X[n:], y[n:], images)
+    # Ground truth: the class-defining concept of the image's class is present, the other
+    # class concepts absent; the rest are present when the image points their way.
+    truth = cos[n:] > 0
+    truth[:, :n_classes] = np.eye(n_classes, dtype=bool)[y[n:]]
+    save_evaluation(directory, X[n:], y[n:], images, concepts=truth)
     return directory
 
 

@@ -25,10 +25,15 @@ def test_notebook_runs_and_informed_strategies_beat_random(tmp_path, monkeypatch
     monkeypatch.setenv("MPLBACKEND", "Agg")
     ns = runpy.run_path(str(NOTEBOOK), run_name="__notebook__")
     assert (tmp_path / "fig" / "intervention_curves.png").stat().st_size > 10_000
+    # EUDTP is not asserted: at this small size it is no better than RAND (it asks about
+    # corrections of confidently wrong concepts last; docs/interventions.md); the full
+    # notebook puts it below RAND, the unit tests check the other four on a harder world.
+    informed = {"ucp", "lcp", "cctp", "ectp"}
     for granularity in ("concept", "group"):
         res = ns["results"][granularity]
         assert res["initial_error"] > 0.05, "deployment noise should leave error to fix"
-        assert "ectp" in res["below_rand"], res
+        assert informed <= set(res["below_rand"]), res
+        assert informed <= set(res["batch_below_rand"]), res
     assert ns["shortcut"]["rank"] is not None
     assert ns["shortcut"]["original_model_unchanged"]
     assert "accuracy_after_global_edit" in ns["shortcut"]

@@ -18,7 +18,6 @@ from cbm.app_edits import (
     global_edit_effect,
     remove_concepts,
     save_edited_model,
-    suggest_next_concept,
     top_concepts,
     view_case,
 )
@@ -112,16 +111,6 @@ def test_case_edits_work_on_a_copy_and_can_flip_the_prediction(saved: Path) -> N
     np.testing.assert_array_equal(split.scores[0], original)
     with pytest.raises(ValidationError):
         edited_scores(original, {len(model.bank): 1.0})
-
-
-def test_suggestion_skips_edited_concepts_and_ends(saved: Path) -> None:
-    model = ConceptBottleneckModel.load(saved)
-    scores = model.concept_scores(np.ones((1, 32)))[0]
-    seen: set[int] = set()
-    while (j := suggest_next_concept(model, scores, seen)) is not None:
-        assert j not in seen and model.weights[view_case(model, scores).predicted, j] != 0
-        seen.add(j)
-    assert seen
 
 
 def test_top_concepts_orders_by_magnitude() -> None:

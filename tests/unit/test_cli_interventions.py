@@ -20,6 +20,8 @@ def test_intervene_rejects_bad_options_before_loading_anything(tmp_path):
     assert result.exit_code == 1 and "unknown strategy 'oracle'" in result.output
     result = runner.invoke(app, ["intervene", str(tmp_path), "--values", "guess"])
     assert result.exit_code == 1 and "'truth' or 'percentiles'" in result.output
+    result = runner.invoke(app, ["intervene", str(tmp_path), "--group-outcomes", "one-hot"])
+    assert result.exit_code == 1 and "exclusive, independent" in result.output
 
 
 def test_intervene_reports_a_missing_model(tmp_path):

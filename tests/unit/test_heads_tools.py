@@ -39,6 +39,8 @@ def test_edits_return_a_new_model_and_leave_the_original_alone(fitted):
     np.testing.assert_array_equal(model.head.coef_, before)
     assert (edited.weights[:, used] == 0).all()
     assert edited.training["edits"]["removed"] == [name]
+    # The parent's path describes the parent, not the edit: it must not travel along.
+    assert hasattr(model.head, "path_") and not hasattr(edited.head, "path_")
     g2 = [3, 4, 5]
     np.testing.assert_allclose(edited.head.coef_[:, g2], 0.5 * before[:, g2])
     refitted = edit_concepts(model, remove=[name], refit=(X, y))

@@ -222,11 +222,12 @@ def test_batch_budget_is_spent_exactly_and_on_the_uncertain_images(world):
 
 
 # -- curves -----------------------------------------------------------------------------
-def test_curves_start_at_the_model_error_and_end_at_the_all_true_error(world):
+@pytest.mark.parametrize("budget", ["image", "batch"])
+def test_curves_start_at_the_model_error_and_end_at_the_all_true_error(world, budget):
     model, _, test, _, v = world
     s = model.concept_scores(test.embeddings)
     targets = v.targets(test.concepts)
-    curves = intervention_curves(Intervener(model, v), s, test.labels, targets)
+    curves = intervention_curves(Intervener(model, v), s, test.labels, targets, budget=budget)
     start = (model.proba_from_scores(s).argmax(1) != test.labels).mean()
     end = (model.proba_from_scores(targets).argmax(1) != test.labels).mean()
     for c in curves.values():
@@ -234,17 +235,31 @@ def test_curves_start_at_the_model_error_and_end_at_the_all_true_error(world):
         assert c.errors[0] == pytest.approx(start) and c.errors[-1] == pytest.approx(end)
 
 
+@pytest.mark.parametrize("budget", ["image", "batch"])
 @pytest.mark.parametrize("granularity", ["concept", "group"])
-def test_informed_strategies_beat_random_on_the_shapes_world(world, granularity):
+def test_informed_strategies_beat_random_on_the_shapes_world(world, granularity, budget):
     model, _, test, s_train, v = world
     s = model.concept_scores(test.embeddings)
     iv = Intervener(model, v, granularity=granularity)
-    curves = intervention_curves(iv, s, test.labels, v.targets(test.concepts))
+    curves = intervention_curves(iv, s, test.labels, v.targets(test.concepts), budget=budget)
     rand = curves.pop("rand")
     for name, c in curves.items():
         assert c.auc < rand.auc, name
     best = min(c.steps_to_reduce(0.5) for c in curves.values())
     assert best <= rand.steps_to_reduce(0.5) / 2
+
+
+def test_a_batch_budget_goes_where_the_criterion_is_highest(world):
+    model, _, test, _, v = world
+    s = model.concept_scores(test.embeddings)
+    iv = Intervener(model, v)
+    with pytest.raises(ValidationError, match="'image' or 'batch'"):
+        intervention_curves(iv, s, test.labels, v.targets(test.concepts), budget="all")
+    sel = iv.select_batch(s, "ectp", 40, v.targets(test.concepts), labels=test.labels)
+    assert sel.errors is not None and sel.errors.shape == (2,)
+    proba = iv._calibration().proba(s)
+    crit = iv.criteria("ectp", s, model.logits_from_scores(s), proba, np.random.default_rng(0))
+    assert crit[sel.chosen].min() >= crit[~sel.chosen].max()
 
 
 def test_auc_and_steps_helpers():
