@@ -169,10 +169,23 @@ class ModelDirTarget:
             arrays = bytes(buf)
         return json.dumps(config).encode(), arrays
 
-    def __call__(self, data: bytes) -> None:
-        config, arrays = self.files(data)
+    def edited(self, edits: dict[tuple[Any, ...], Any]) -> ConceptBottleneckModel:
+        """Load the seed with values replaced at the given paths; errors propagate."""
+        config = copy.deepcopy(self.config)
+        for path, value in edits.items():
+            parent = config
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+        self._write(json.dumps(config).encode(), self.arrays)
+        return ConceptBottleneckModel.load(self.work)
+
+    def _write(self, config: bytes, arrays: bytes) -> None:
         (self.work / "config.json").write_bytes(config)
         (self.work / "model.safetensors").write_bytes(arrays)
+
+    def __call__(self, data: bytes) -> None:
+        self._write(*self.files(data))
         try:
             model = ConceptBottleneckModel.load(self.work)
             # accepted: then it must also predict, or refuse the input cleanly

@@ -12,19 +12,20 @@ import numpy as np
 import pytest
 from targets import ModelDirTarget, parse_target
 
+from cbm.exceptions import ArtefactError
 from cbm.model import ConceptBottleneckModel
 
 HERE = Path(__file__).parent
 SECONDS = int(os.environ.get("CBM_FUZZ_SECONDS", "30"))
 
-# Inputs the fuzzer found, each with the failure it caused before the fix.
+# What the fuzzer found, as the config edits its inputs made (fuzz bytes map to edits
+# through the seed config's layout, which changes as the model grows new fields).
 REGRESSIONS = {
-    "model_dir": [
-        # class_names replaced: head classes -> int(None) raised a bare TypeError
-        b"*B**",
-        # class_names shortened below the head's classes: IndexError inside predict
-        b"\xa9?\xa9??\xc7",
-    ],
+    # head classes not integers: int(None) raised a bare TypeError
+    "classes-none": ({("head", "classes", 1): None}, "is malformed .TypeError"),
+    # class names fewer than the head's classes: IndexError inside predict
+    "class-names-empty": ({("class_names",): {}}, "indices into the 0 class names"),
+    "class-names-short": ({("class_names",): ["x"]}, "indices into the 1 class names"),
 }
 
 
@@ -33,11 +34,12 @@ def model_dir_target(tmp_path_factory: pytest.TempPathFactory) -> ModelDirTarget
     return ModelDirTarget(tmp_path_factory.mktemp("fuzz"))
 
 
-@pytest.mark.parametrize("data", REGRESSIONS["model_dir"])
+@pytest.mark.parametrize(("edits", "message"), REGRESSIONS.values(), ids=REGRESSIONS.keys())
 def test_model_dir_regressions_are_refused_cleanly(
-    model_dir_target: ModelDirTarget, data: bytes
+    model_dir_target: ModelDirTarget, edits: dict[tuple[object, ...], object], message: str
 ) -> None:
-    model_dir_target(data)  # raises anything but a CBMError on failure
+    with pytest.raises(ArtefactError, match=message):
+        model_dir_target.edited(edits)
 
 
 def test_harness_mutates_a_model_that_loads(model_dir_target: ModelDirTarget) -> None:
