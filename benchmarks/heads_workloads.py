@@ -3,7 +3,8 @@
 ``synthetic``: CLIP-like correlated concept scores at any size. ``shapes``: the shapes
 world through the tiny CLIP and the shipped concept bank. ``fashion``: Fashion-MNIST
 through EfficientNet-Lite0 and its ImageNet-class concept bank (``bench_fashion.py``),
-embeddings cached under ``$CBM_CACHE_DIR`` (``.cbm-cache/``, git-ignored).
+embeddings cached by ``cbm.backbones.EmbeddingCache`` (``$CBM_CACHE_DIR``, default
+``~/.cache/cbm``: outside the repository).
 """
 
 from __future__ import annotations
@@ -50,22 +51,28 @@ def shapes(n_train: int, seed: int = 0) -> tuple[np.ndarray, ...]:
     return tuple(splits)
 
 
-def fashion(n_train: int, n_concepts: int = 300, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Fashion-MNIST: ``n_train`` train, a third as many val, half as many test images."""
+def fashion(n_pool: int, n_concepts: int = 300, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Fashion-MNIST: ``n_pool`` training images (3/4 train, 1/4 val), ``n_pool // 2`` test.
+
+    The same stratified subsamples as ``bench_fashion.py --n-train N --n-test N/2``, so
+    their cached embeddings are shared.
+    """
     from bench_fashion import imagenet_class_bank
 
     from cbm.backbones import EfficientNetLite0Backbone, EmbeddingCache, embed_images
     from cbm.data import load_fashion_mnist
     from cbm.model import ConceptBottleneckModel
 
-    pool = load_fashion_mnist(split="train").subsample(n_train + n_train // 3, seed=seed)
-    test = load_fashion_mnist(split="test").subsample(n_train // 2, seed=seed)
+    pool = load_fashion_mnist(split="train").subsample(n_pool, seed=seed)
+    test = load_fashion_mnist(split="test").subsample(n_pool // 2, seed=seed)
     bb = EfficientNetLite0Backbone(device="cpu")
     cache = EmbeddingCache()
     emb_pool = embed_images(bb, pool.images, cache, batch_size=50)
     emb_test = embed_images(bb, test.images, cache, batch_size=50)
     labels = np.asarray(pool.labels)
-    tr, va = np.arange(n_train), np.arange(n_train, len(labels))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_pool)
+    tr, va = np.sort(order[: 3 * n_pool // 4]), np.sort(order[3 * n_pool // 4 :])
     bank, vectors = imagenet_class_bank(bb, emb_pool[tr], n_concepts)
     model = ConceptBottleneckModel(bank, vectors, bb.identity(), pool.classes)
     model.scorer.fit(emb_pool[tr])

@@ -276,7 +276,7 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         safeguarded secant steps (``search_steps`` at most) until the NEC is within one
         weight or 2 % of the target. Each landing point warm-starts from the densest head
         found so far within the target. Points predicted under half the target only
-        warm-start the next and are solved to the loose ``tol``; the rest to the tight one.
+        warm-start the next and are solved to a loose tolerance; the rest to the tight one.
         """
         best: Solution | None = None
         log_grid = math.log(grid(0) / grid(1)) if self.n_lambdas > 1 else math.log(1.0 / 0.9)
@@ -290,7 +290,12 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         log_min = log_lam + math.log(self.lambda_min_ratio)
         near = False  # far from the target, points only warm-start: loose tolerance
         for _ in range(self.n_lambdas + self.search_steps):
-            step = solver.solve(math.exp(log_lam), tol=None if near else self.tol)
+            lam = math.exp(log_lam)
+            loose = min(self.tol, 0.1 * self.l1_ratio * lam)  # within 10 % of the penalty
+            step = solver.solve(lam, tol=None if near else loose)
+            if not near and step.nec > 0.5 * target:  # closer than predicted: solve tightly
+                near = True
+                step = solver.solve(lam)
             point = (log_lam, step.nec)
             if step.nec <= target:
                 lo = point
