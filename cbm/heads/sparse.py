@@ -181,7 +181,9 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         if self.selection == "accuracy" and X_val is None:
             X, y_idx, X_val, y_val = self._split(X, y_idx)
         elif X_val is not None:
-            X_val = np.asarray(X_val, dtype=np.float64)
+            X_val = np.asarray(X_val)  # no float64 copy: the solver casts to its dtype
+            if X_val.dtype.kind != "f":
+                X_val = X_val.astype(np.float64)
             y_val = np.searchsorted(self.classes_, np.asarray(y_val))
         limits = {} if self.n_threads is None else {"limits": self.n_threads}
         old_threads = torch.get_num_threads()
@@ -207,7 +209,7 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
                 f"{self.validation_fraction} of {len(y)} rows)"
             )
         va, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        return np.asarray(X[tr]), y[tr], np.asarray(X[va], np.float64), y[va]
+        return np.asarray(X[tr]), y[tr], np.asarray(X[va]), y[va]
 
     def _fit_path(
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
@@ -383,7 +385,10 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
             supp = support if support is not None else chosen.coef != 0
             l2 = max(chosen.lam * (1.0 - self.l1_ratio), 1e-4)
             W, b, train_acc = solver.refit(chosen, supp, l2)
-            val_acc = _accuracy(X_val, y_val, W, b)
+            dev, dt = solver.W.device, solver.W.dtype
+            val_acc = solver.val_accuracy(
+                torch.as_tensor(W, device=dev, dtype=dt), torch.as_tensor(b, device=dev, dtype=dt)
+            )
             info["train_accuracy_debiased"] = train_acc
             info["val_accuracy_debiased"] = val_acc
             pen_val = info["val_accuracy_penalised"]
@@ -427,11 +432,3 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-def _accuracy(
-    X: np.ndarray | None, y: np.ndarray | None, W: np.ndarray, b: np.ndarray
-) -> float | None:
-    if X is None or y is None:
-        return None
-    return float(((X @ W.T + b).argmax(1) == y).mean())
