@@ -61,7 +61,9 @@ class ClassSparse:
             csr = W.to_sparse_csr()
         Zt = torch.sparse.mm(csr, self.XT)
         Zt += b[:, None]
-        return Zt.T.contiguous()
+        # A transposed view, no copy: elementwise ops keep its layout, so the residual
+        # built from it is class-major again and ``backward`` needs no copy either.
+        return Zt.T
 
     def backward(self, R: torch.Tensor) -> torch.Tensor:
         """``R^T X / n`` on the mask's entries (zero elsewhere)."""
