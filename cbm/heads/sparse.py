@@ -64,12 +64,14 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         some, else the refit).
     n_lambdas, lambda_min_ratio
         The path grid: ``n_lambdas`` geometric steps from ``lambda_max`` down to
-        ``lambda_min_ratio * lambda_max``.
+        ``lambda_min_ratio * lambda_max``. With ``selection="nec"`` and a target the
+        walk takes fewer, extrapolated steps (its smallest step is one grid step).
     search_steps
-        Bisection steps between the last two grid points around ``target_nec``.
+        Landing (safeguarded secant) steps once a path point overshoots ``target_nec``.
     max_iter, tol
         FISTA limits per lambda; ``tol`` bounds the proximal-gradient mapping (1e-3
-        matches glm-saga's 1e-4 parameter change at its step 0.1).
+        matches glm-saga's 1e-4 parameter change at its step 0.1) and is tightened to
+        1 % of the L1 penalty where that is smaller.
     validation_fraction
         Held-out share of the training rows for ``selection="accuracy"`` when ``fit``
         gets no ``X_val``.
