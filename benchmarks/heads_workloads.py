@@ -22,8 +22,19 @@ def synthetic(n: int, k: int, c: int, seed: int = 0) -> tuple[np.ndarray, ...]:
     z = means[y] + rng.standard_normal((total, rank))
     A = rng.standard_normal((rank, k)) / np.sqrt(rank)
     A += 0.6 * rng.standard_normal((1, k))  # a shared direction: strong correlation
-    X = z @ A + 0.5 * rng.standard_normal((total, k))
-    X = ((X - X[:n].mean(0)) / X[:n].std(0)).astype(np.float32)
+    if total * k <= 10**8:
+        X = z @ A + 0.5 * rng.standard_normal((total, k))
+        X = ((X - X[:n].mean(0)) / X[:n].std(0)).astype(np.float32)
+    else:  # in float32 blocks: the float64 temporaries would not fit in memory
+        X = np.empty((total, k), np.float32)
+        for s in range(0, total, 50_000):
+            zb = z[s : s + 50_000]
+            noise = rng.standard_normal((len(zb), k), dtype=np.float32)
+            X[s : s + 50_000] = (zb @ A).astype(np.float32) + 0.5 * noise
+        mean, std = X[:n].mean(0), X[:n].std(0)
+        for s in range(0, total, 50_000):
+            X[s : s + 50_000] -= mean
+            X[s : s + 50_000] /= std
     a, b = n, n + n // 5
     return X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:]
 
