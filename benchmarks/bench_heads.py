@@ -216,6 +216,7 @@ def table(args: argparse.Namespace) -> None:
         ts = f"{wall:.1f} ({cpu:.1f})" if np.isfinite(wall) else f">{args.budget:.0f}"
         eps = "" if ep5 is None else f"{ep5:.0f}"
         mems = f"{mem:.1f} ({mem / feature_mib:.2f}x)" if mem >= 8 else "< 8 (RSS resolution)"
+        mems = "not measured" if np.isnan(mem) else mems
         print(
             f"| {name} | {ts} | {eps} | {a5:.3f} ({n5:.2f}) | {a30:.3f} ({n30:.2f}) "
             f"| {mems} | {ratio} |"
