@@ -11,21 +11,27 @@ Why hand-written: glm-saga (the solver Label-free CBM and VLG-CBM use) builds
 batch x classes x concepts temporaries and runs SAGA epochs; scikit-learn's saga is a
 per-sample loop. Neither uses matrix products, warm-started screening or acceleration.
 Here each lambda is solved by FISTA with gradient-based adaptive restart on the
-*strong-rule* active set (Tibshirani et al. 2012), verified by a full KKT check, so the
-cost per lambda is one pass over all features plus cheap passes over the few active
-ones. Rows are processed in chunks, either from a device tensor (full batch) or read
-from a ``np.memmap`` chunk by chunk (streamed), so N in the millions fits in memory.
+*strong-rule* working set (Tibshirani et al. 2012), verified by a full KKT check, so the
+cost per lambda is one backward pass over all features plus cheap passes over the few
+active entries (:mod:`cbm.heads.operators`). Rows are processed in chunks, either from a
+device tensor (full batch) or read from a ``np.memmap`` chunk by chunk (streamed), so N
+in the millions fits in memory (:mod:`cbm.heads.design`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from cbm.heads.design import Design, backward, forward, lipschitz, loss_grad
+from cbm.heads.operators import ClassSparse
+
+__all__ = ["Design", "PathSolver", "PathStep", "Solution", "geometric_lambdas", "loss_grad"]
 
 
 @dataclass
@@ -48,139 +54,17 @@ class Solution:
     coef: np.ndarray
     intercept: np.ndarray
     step: PathStep
-
-
-class Design:
-    """Feature rows on a device: one resident tensor, or a memmap streamed in chunks.
-
-    Parameters
-    ----------
-    X
-        ``(n, k)`` features; a ``np.memmap`` (or ``stream=True``) is read chunk by chunk.
-    device, dtype
-        Where and in what precision the products run.
-    chunk_rows
-        Rows per chunk (the peak temporary is ``chunk_rows x n_classes``).
-    """
-
-    def __init__(
-        self,
-        X: np.ndarray,
-        device: torch.device,
-        dtype: torch.dtype,
-        chunk_rows: int = 65536,
-        stream: bool | None = None,
-        cols: np.ndarray | None = None,
-    ) -> None:
-        self.device, self.dtype, self.chunk_rows = device, dtype, max(1, int(chunk_rows))
-        self.stream = isinstance(X, np.memmap) if stream is None else stream
-        self.source: np.ndarray | None = X
-        self.cols = cols
-        self.n = X.shape[0]
-        self.k = X.shape[1] if cols is None else len(cols)
-        self.tensor: torch.Tensor | None = None
-        if not self.stream:
-            arr = X if cols is None else np.take(X, cols, axis=1)
-            self.tensor = torch.as_tensor(np.ascontiguousarray(arr)).to(device, dtype)
-
-    @classmethod
-    def from_tensor(cls, t: torch.Tensor, chunk_rows: int) -> Design:
-        d = cls.__new__(cls)
-        d.device, d.dtype, d.chunk_rows = t.device, t.dtype, chunk_rows
-        d.stream, d.source, d.cols, d.tensor = False, None, None, t
-        d.n, d.k = t.shape
-        return d
-
-    def subset(self, cols: np.ndarray) -> Design:
-        """The same rows restricted to feature columns ``cols`` (copied once if resident)."""
-        if self.tensor is not None:
-            idx = torch.as_tensor(cols, device=self.device, dtype=torch.long)
-            return Design.from_tensor(self.tensor.index_select(1, idx), self.chunk_rows)
-        if self.source is None:
-            raise RuntimeError("a Design holds either a resident tensor or a source array")
-        base = cols if self.cols is None else self.cols[cols]
-        return Design(self.source, self.device, self.dtype, self.chunk_rows, True, base)
-
-    def chunks(self) -> Iterator[tuple[slice, torch.Tensor]]:
-        for start in range(0, self.n, self.chunk_rows):
-            sl = slice(start, min(start + self.chunk_rows, self.n))
-            if self.tensor is not None:
-                yield sl, self.tensor[sl]
-            elif self.source is not None:
-                block = np.array(self.source[sl])  # a writable copy of one chunk
-                if self.cols is not None:
-                    block = np.take(block, self.cols, axis=1)
-                yield sl, torch.as_tensor(block).to(self.device, self.dtype)
-
-
-def loss_grad(
-    design: Design, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, stats: bool = True
-) -> tuple[float, torch.Tensor, torch.Tensor, int]:
-    """Mean cross-entropy, its gradient in ``W`` and ``b``, and the number correct.
-
-    With ``stats=False`` (the inner loop) only the gradients are computed; loss and
-    count are returned as 0.
-    """
-    gW = torch.zeros_like(W)
-    gb = torch.zeros_like(b)
-    loss = torch.zeros((), dtype=W.dtype, device=W.device)
-    correct = torch.zeros((), dtype=torch.long, device=W.device)
-    for sl, Xc in design.chunks():
-        yc = y[sl]
-        Z = torch.addmm(b, Xc, W.T)
-        if stats:
-            lse = torch.logsumexp(Z, dim=1)
-            loss += (lse - Z.gather(1, yc[:, None])[:, 0]).sum()
-            correct += (Z.argmax(1) == yc).sum()
-            P = torch.exp(Z - lse[:, None])
-        else:
-            P = torch.softmax(Z, dim=1)
-        P[torch.arange(len(yc), device=P.device), yc] -= 1.0
-        gW.addmm_(P.T, Xc)
-        gb += P.sum(0)
-    n = design.n
-    return float(loss) / n, gW / n, gb / n, int(correct)
-
-
-def lipschitz(design: Design, n_iter: int = 30, seed: int = 0) -> float:
-    """Upper estimate of the smooth part's Lipschitz constant, ``0.5 * |[X, 1]|^2 / n``.
-
-    Power iteration with one vector costs ``1 / n_classes`` of a gradient pass; the
-    softmax Hessian is bounded by ``0.5 I``.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(design.k + 1, generator=gen, dtype=design.dtype).to(design.device)
-    v /= v.norm()
-    est = 0.0
-    for _ in range(n_iter):
-        out = torch.zeros_like(v)
-        for _, Xc in design.chunks():
-            u = Xc @ v[:-1] + v[-1]
-            out[:-1] += Xc.T @ u
-            out[-1] += u.sum()
-        est = float(out.norm())
-        if est == 0.0:
-            break
-        v = out / est
-    # 10 % margin: power iteration approaches the top eigenvalue from below.
-    return 0.5 * 1.1 * max(est, 1e-12) / design.n
+    state: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    """The solver's ``(W, b, grad)`` here, for :meth:`PathSolver.restore`."""
 
 
 def soft_threshold(x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
 
 
-def forward(design: Design, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Logits ``(n, n_classes)`` (one pass over the rows)."""
-    return torch.cat([torch.addmm(b, Xc, W.T) for _, Xc in design.chunks()])
-
-
-def backward(design: Design, R: torch.Tensor) -> torch.Tensor:
-    """``R^T X / n`` for residuals ``R`` ``(n, n_classes)`` (one pass over the rows)."""
-    g = torch.zeros(R.shape[1], design.k, dtype=R.dtype, device=R.device)
-    for sl, Xc in design.chunks():
-        g.addmm_(R[sl].T, Xc)
-    return g / design.n
+def _ce_loss(Z: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy of logits (no residual)."""
+    return float((torch.logsumexp(Z, dim=1) - Z.gather(1, y[:, None])[:, 0]).mean())
 
 
 def _ce(Z: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -193,7 +77,7 @@ def _ce(Z: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
 
 
 def fista(
-    design: Design,
+    design: Design | ClassSparse,
     y: torch.Tensor,
     W: torch.Tensor,
     b: torch.Tensor,
@@ -203,18 +87,22 @@ def fista(
     max_iter: int,
     tol: float,
     mask: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+    L_start: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor, float]:
     """Proximal accelerated gradient with backtracking and adaptive (gradient) restart.
 
     ``L`` is a guaranteed upper bound of the Lipschitz constant; the step starts far
-    larger (``L / 64``) and backtracks, which on real data cuts iterations several-fold.
-    Logits are linear in the iterate, so the extrapolated point's logits are combined
-    from stored ones instead of recomputed: one forward and one backward pass per
-    iteration. Stops when the largest entry of the proximal gradient mapping is below
-    ``tol`` (an approximate KKT condition). ``mask`` (0/1) pins entries to zero.
+    larger (``L_start``, default ``L / 64``) and backtracks, which on real data cuts
+    iterations several-fold. Logits are linear in the iterate, so the extrapolated
+    point's logits are combined from stored ones instead of recomputed: one forward and
+    one backward pass per iteration. Stops when the largest entry of the proximal
+    gradient mapping is below ``tol`` (an approximate KKT condition). ``mask`` (0/1)
+    pins entries to zero. Returns the solution, the iteration count, the solution's
+    logits (so the caller needs no forward pass) and the last accepted curvature
+    (the next call's ``L_start``).
     """
     L_max = L + l2
-    L_cur = L_max / 64.0
+    L_cur = min(L_max, L_max / 64.0 if L_start is None else L_start + l2)
     Zw = forward(design, W, b)
     Vw, Vb, Zv = W, b, Zw
     t = 1.0
@@ -224,6 +112,7 @@ def fista(
         fV += 0.5 * l2 * float((Vw * Vw).sum())
         gW = backward(design, R) + l2 * Vw
         gb = R.mean(0)
+        del R
         while True:
             step = 1.0 / L_cur
             Wn = soft_threshold(Vw - step * gW, step * l1)
@@ -234,14 +123,15 @@ def fista(
             dW, db = Wn - Vw, bn - Vb
             quad = float((gW * dW).sum() + (gb * db).sum())
             quad += 0.5 * L_cur * float((dW * dW).sum() + (db * db).sum())
-            fn = _ce(Zn, y)[0] + 0.5 * l2 * float((Wn * Wn).sum())
+            fn = _ce_loss(Zn, y) + 0.5 * l2 * float((Wn * Wn).sum())
             if L_cur >= L_max or fn <= fV + quad + 1e-6 * abs(fV):
                 break
+            del Zn
             L_cur = min(2.0 * L_cur, L_max)
         gap = max(float(dW.abs().max()), float(db.abs().max())) * L_cur
         restart = float(-(dW * (Wn - W)).sum() - (db * (bn - b)).sum()) > 0
         if gap <= tol:
-            W, b = Wn, bn
+            W, b, Zw = Wn, bn, Zn
             break
         if restart:
             t = 1.0
@@ -250,11 +140,12 @@ def fista(
             t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
             beta = (t - 1.0) / t_new
             Vw, Vb = Wn + beta * (Wn - W), bn + beta * (bn - b)
-            Zv = Zn + beta * (Zn - Zw)
+            # Zv = Zn + beta (Zn - Zw), written into Zw's buffer (Zw is replaced next).
+            Zv = Zw.mul_(-beta).add_(Zn, alpha=1.0 + beta)
             t = t_new
         W, b, Zw = Wn, bn, Zn
         L_cur = max(L_cur * 0.9, L_max / 1024.0)
-    return W, b, it
+    return W, b, it, Zw, L_cur - l2
 
 
 @dataclass
@@ -262,6 +153,9 @@ class PathSolver:
     """Runs the path; the estimator in :mod:`cbm.heads.sparse` decides where to stop.
 
     ``solve(lam)`` warm-starts from the previous solution and returns one step.
+    ``max_copy_fraction`` bounds the memory of the active-column copy: when more than
+    this share of the columns is active, FISTA runs on the full design with a mask
+    instead (no copy), so the solver's extra memory stays below the feature matrix.
     """
 
     design: Design
@@ -269,17 +163,21 @@ class PathSolver:
     n_classes: int
     alpha: float
     max_iter: int = 1000
-    tol: float = 1e-4
+    tol: float = 1e-3
     val: tuple[torch.Tensor, torch.Tensor] | None = None
+    max_copy_fraction: float = 0.5
+    rel_tol: float = 0.01
     W: torch.Tensor = field(init=False)
     b: torch.Tensor = field(init=False)
     grad: torch.Tensor = field(init=False)
     lam_prev: float = field(init=False)
     lambda_max: float = field(init=False)
     entered: np.ndarray = field(init=False)
+    L: float = field(init=False)
+    L_cur: float | None = field(init=False, default=None)
+    _XT: torch.Tensor | None = field(init=False, default=None)
     steps: list[PathStep] = field(default_factory=list)
     _start: float = field(default_factory=time.perf_counter)
-    _L_cache: dict[bytes, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         d = self.design
@@ -291,37 +189,77 @@ class PathSolver:
         self.lambda_max = float(self.grad.abs().max()) / max(self.alpha, 1e-3)
         self.lam_prev = self.lambda_max
         self.entered = np.full((self.n_classes, d.k), np.iinfo(np.int64).max, dtype=np.int64)
+        # One bound for every column subset: a column submatrix's spectral norm is at
+        # most the full matrix's, so the full design's constant is valid for all.
+        self.L = lipschitz(d)
 
-    def _L(self, cols: np.ndarray, sub: Design) -> float:
-        key = cols.tobytes()
-        if key not in self._L_cache:
-            self._L_cache[key] = lipschitz(sub)
-        return self._L_cache[key]
+    def _fista(
+        self, cols: np.ndarray, W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor,
+        l1: float, l2: float, tol: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:  # fmt: skip
+        """FISTA on columns ``cols`` (copied when few enough); full-width result."""
+        d = self.design
+        if d.tensor is not None and ClassSparse.worthwhile(mask, self.n_classes):
+            if self._XT is None:  # once per fit: feature-major rows for per-class gathers
+                self._XT = ClassSparse.transpose(d.tensor)
+            W, b, n_it, Z, self.L_cur = fista(
+                ClassSparse(self._XT, mask), self.y, W * mask, b, l1, l2, self.L,
+                self.max_iter, tol, mask, self.L_cur,
+            )  # fmt: skip
+        elif cols.size <= self.max_copy_fraction * d.k:
+            idx = torch.as_tensor(cols, device=W.device)
+            sub = d.subset(cols)
+            Wa, b, n_it, Z, self.L_cur = fista(
+                sub, self.y, W[:, idx] * mask[:, idx], b, l1, l2, self.L,
+                self.max_iter, tol, mask[:, idx], self.L_cur,
+            )  # fmt: skip
+            del sub
+            W = torch.zeros_like(W)
+            W[:, idx] = Wa
+        else:
+            W, b, n_it, Z, self.L_cur = fista(
+                d, self.y, W * mask, b, l1, l2, self.L, self.max_iter, tol, mask, self.L_cur
+            )
+        return W, b, n_it, Z
 
-    def solve(self, lam: float, record: bool = True) -> PathStep:
-        """Solve at ``lam`` from the current iterate (strong rules + KKT check)."""
+    def solve(self, lam: float, record: bool = True, tol: float | None = None) -> PathStep:
+        """Solve at ``lam`` from the current iterate (strong rules + KKT check).
+
+        ``tol`` (default: ``min(self.tol, rel_tol * l1)``) bounds the proximal-gradient
+        mapping and the KKT violation; a looser one suits points that only warm-start.
+        """
         l1, l2 = lam * self.alpha, lam * (1.0 - self.alpha)
+        if tol is None:
+            # Relative to the penalty: an absolute band (l1, l1 + tol] of gradients left
+            # at zero is wide at small lambdas and makes the support depend on the path.
+            tol = min(self.tol, self.rel_tol * l1) if l1 > 0 else self.tol
         thresh = self.alpha * max(2.0 * lam - self.lam_prev, 0.0)
-        active = (self.grad.abs() >= thresh) | (self.W != 0)
+        nonzero = self.W != 0
+        # Working set: the strong rule's candidates, at most ``budget`` new entries (the
+        # largest gradients); the KKT check below adds any that were wrongly left out.
+        budget = max(2 * int(nonzero.sum()), 4 * self.n_classes)
+        active = nonzero | _top(self.grad.abs(), (self.grad.abs() >= thresh) & ~nonzero, budget)
         total_iter = 0
         for _ in range(20):
             cols = np.flatnonzero(active.any(0).cpu().numpy())
             if cols.size:
-                sub = self.design.subset(cols)
-                idx = torch.as_tensor(cols, device=self.W.device)
-                mask = active[:, idx].to(self.W.dtype)
-                Wa, self.b, n_it = fista(
-                    sub, self.y, self.W[:, idx] * mask, self.b, l1, l2,
-                    self._L(cols, sub), self.max_iter, self.tol, mask,
-                )  # fmt: skip
+                mask = active.to(self.W.dtype)
+                self.W, self.b, n_it, Z = self._fista(cols, self.W, self.b, mask, l1, l2, tol)
                 total_iter += n_it
-                self.W = torch.zeros_like(self.W)
-                self.W[:, idx] = Wa
-            _, self.grad, gb, correct = loss_grad(self.design, self.y, self.W, self.b)
-            violators = (~active) & (self.grad.abs() > l1 * (1.0 + 1e-3) + self.tol)
+            else:
+                Z = self.b.expand(self.design.n, -1).clone()
+            # The solution is zero outside ``cols``: its logits are the full design's, so
+            # the KKT check needs only one backward pass.
+            correct = int((Z.argmax(1) == self.y).sum())
+            _, R = _ce(Z, self.y)
+            del Z
+            self.grad = backward(self.design, R)
+            del R
+            violators = (~active) & (self.grad.abs() > l1 * (1.0 + 1e-3) + tol)
             if not bool(violators.any()):
                 break
-            active |= violators
+            budget *= 2
+            active |= _top(self.grad.abs(), violators, budget)
         self.lam_prev = lam
         nz = (self.W != 0).cpu().numpy()
         step_no = len(self.steps)
@@ -344,7 +282,12 @@ class PathSolver:
         if self.val is None:
             return None
         Xv, yv = self.val
-        return float(((Xv @ W.T + b).argmax(1) == yv).double().mean())
+        cols = torch.nonzero(W.any(0))[:, 0]
+        if 2 * cols.numel() > W.shape[1]:  # a column gather would cost more than it saves
+            logits = Xv @ W.T + b
+        else:
+            logits = Xv[:, cols] @ W[:, cols].T + b
+        return float((logits.argmax(1) == yv).double().mean())
 
     def snapshot(self, step: PathStep) -> Solution:
         return Solution(
@@ -352,7 +295,15 @@ class PathSolver:
             self.W.double().cpu().numpy().copy(),
             self.b.double().cpu().numpy().copy(),
             step,
+            (self.W, self.b, self.grad),
         )
+
+    def restore(self, solution: Solution) -> None:
+        """Warm-start the next ``solve`` from ``solution`` (taken by :meth:`snapshot`)."""
+        if solution.state is None:
+            raise ValueError("this solution carries no solver state")
+        self.W, self.b, self.grad = solution.state
+        self.lam_prev = solution.lam
 
     def refit(
         self, start: Solution, support: np.ndarray, l2: float
@@ -362,20 +313,26 @@ class PathSolver:
         Starts from ``start``; returns coef, intercept and training accuracy.
         """
         cols = np.flatnonzero(support.any(0))
-        W0 = torch.as_tensor(start.coef, device=self.W.device).to(self.W.dtype)
-        W = torch.zeros_like(self.W)
+        W = torch.as_tensor(start.coef, device=self.W.device).to(self.W.dtype)
         b = torch.as_tensor(start.intercept, device=self.W.device).to(self.W.dtype)
         if cols.size:
-            sub = self.design.subset(cols)
-            idx = torch.as_tensor(cols, device=self.W.device)
-            mask = torch.as_tensor(support[:, cols], device=self.W.device).to(self.W.dtype)
-            Wa, b, _ = fista(
-                sub, self.y, W0[:, idx] * mask, b, 0.0, l2,
-                self._L(cols, sub), self.max_iter, self.tol, mask,
-            )  # fmt: skip
-            W[:, idx] = Wa
-        _, _, _, correct = loss_grad(self.design, self.y, W, b)
+            mask = torch.as_tensor(support, device=self.W.device).to(self.W.dtype)
+            W, b, _, Z = self._fista(cols, W, b, mask, 0.0, l2, self.tol)
+        else:
+            Z = b.expand(self.design.n, -1)
+        correct = int((Z.argmax(1) == self.y).sum())
         return W.double().cpu().numpy(), b.double().cpu().numpy(), correct / self.design.n
+
+
+def _top(score: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` highest-scoring ``candidates`` (a boolean mask of the same shape)."""
+    n_cand = int(candidates.sum())
+    if n_cand <= k:
+        return candidates
+    masked = torch.where(candidates, score, torch.full_like(score, -1.0))
+    keep = torch.zeros_like(candidates).view(-1)
+    keep[masked.view(-1).topk(k).indices] = True
+    return keep.view_as(candidates)
 
 
 def geometric_lambdas(lam_max: float, ratio: float, n: int) -> Callable[[int], float]:

@@ -91,3 +91,34 @@ def test_binary_head_is_one_row_and_predicts():
     assert head.coef_.shape == (1, X.shape[1])
     assert nec(head.coef_) <= 2.0
     assert head.score(X, y) > 0.7
+
+
+def test_class_sparse_products_equal_the_dense_masked_ones():
+    import torch
+
+    from cbm.heads.operators import ClassSparse
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 30, generator=gen, dtype=torch.float64)
+    mask = (torch.rand(12, 30, generator=gen) < 0.1).double()
+    mask[3] = 0.0  # a class with no active concept
+    W = torch.randn(12, 30, generator=gen, dtype=torch.float64) * mask
+    b = torch.randn(12, generator=gen, dtype=torch.float64)
+    R = torch.randn(200, 12, generator=gen, dtype=torch.float64)
+    op = ClassSparse(ClassSparse.transpose(X), mask)
+    torch.testing.assert_close(op.forward(W, b), X @ W.T + b)
+    torch.testing.assert_close(op.backward(R), (R.T @ X / 200) * mask)
+
+
+def test_many_classes_resident_and_streamed_agree(tmp_path):
+    # 12 classes: the resident design takes the class-sparse products, the memmap the
+    # dense chunked ones; both must give the same head.
+    X, y = _problem(n=600, k=40, c=12)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float64, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    kw = dict(target_nec=3.0, dtype="float64", debias=False)
+    full = SparseLinearHead(**kw).fit(X, y)
+    streamed = SparseLinearHead(**kw).fit(np.load(tmp_path / "x.npy", mmap_mode="r"), y)
+    assert 2.9 <= full.nec_ <= 3.0
+    np.testing.assert_allclose(streamed.coef_, full.coef_, atol=1e-5)
