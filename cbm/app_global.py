@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from cbm.exceptions import ValidationError
-from cbm.interventions import STRATEGIES, Intervener, InterventionCurve, InterventionValues
+from cbm.interventions import (
+    STRATEGIES,
+    Intervener,
+    InterventionCurve,
+    InterventionValues,
+    intervention_curves,
+)
 from cbm.model import ConceptBottleneckModel
 
 DEFAULT_STRATEGY = "ectp"
@@ -163,23 +169,19 @@ def split_intervention_curves(
     """Task error after 0..``max_steps`` true-value interventions per image, per strategy.
 
     The expert's answers are the workbench's present/absent levels at the ground-truth
-    concepts ``truth`` ``(n, n_concepts)``. ``cbm.interventions.intervention_curves``
-    always runs every unit; here the curve stops at ``max_steps`` (through the same
-    public :meth:`Intervener.select`), so that a bank of thousands of concepts stays
-    interactive.
+    concepts ``truth`` ``(n, n_concepts)``; the curve stops at ``max_steps`` so that a
+    bank of thousands of concepts stays interactive.
     """
-    targets = intervener.values.targets(truth)
-    budget = max(0, min(int(max_steps), len(intervener.units)))
-    curves: dict[str, InterventionCurve] = {}
-    for name in strategies:
-        runs = max(1, rand_repeats) if name == "rand" else 1
-        errors = np.zeros(budget + 1)
-        for r in range(runs):
-            sel = intervener.select(scores, name, budget, targets, labels, seed=seed + r)
-            if sel.errors is not None:
-                errors += sel.errors
-        curves[name] = InterventionCurve(name, intervener.granularity, errors / runs)
-    return curves
+    return intervention_curves(
+        intervener,
+        scores,
+        labels,
+        intervener.values.targets(truth),
+        strategies,
+        seed=seed,
+        rand_repeats=rand_repeats,
+        max_steps=max(0, int(max_steps)),
+    )
 
 
 def curve_rows(curves: dict[str, InterventionCurve]) -> list[dict[str, float | str]]:

@@ -71,6 +71,15 @@ def steps_to_error(errors: np.ndarray, level: float) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+def _steps(n_units: int, max_steps: int | None) -> int:
+    """Points on a curve: every unit, or at most ``max_steps`` of them."""
+    if max_steps is None:
+        return n_units
+    if max_steps < 0:
+        raise ValidationError(f"max_steps must be >= 0, got {max_steps}")
+    return min(int(max_steps), n_units)
+
+
 def intervention_curve(
     intervener: Intervener,
     scores: np.ndarray,
@@ -79,14 +88,17 @@ def intervention_curve(
     strategy: str,
     seed: int = 0,
     repeats: int = 1,
+    max_steps: int | None = None,
 ) -> InterventionCurve:
     """The error curve of one strategy over a batch of images.
 
     ``repeats`` averages that many seeds (useful for ``rand`` only; the informed
-    strategies are deterministic).
+    strategies are deterministic). ``max_steps`` stops the curve after that many
+    interventions per image (default: every unit), so a bank of thousands of
+    concepts stays interactive.
     """
     strategy = check_strategy(strategy)
-    n_units = len(intervener.units)
+    n_units = _steps(len(intervener.units), max_steps)
     runs = repeats if strategy == "rand" else 1
     errors = np.zeros(n_units + 1)
     for r in range(max(1, runs)):
@@ -103,16 +115,18 @@ def batch_intervention_curve(
     strategy: str,
     seed: int = 0,
     repeats: int = 1,
+    max_steps: int | None = None,
 ) -> InterventionCurve:
     """The error curve when the budget is shared by the batch.
 
     Point ``t`` is the task error after ``t * n_images`` interventions spent wherever
     the strategy ranks the (image, unit) pairs highest (``t`` units per image on
     average; some images get more, some none), in ``n_units`` rounds with the answers
-    applied after each, so the x axis matches :func:`intervention_curve`'s.
+    applied after each, so the x axis matches :func:`intervention_curve`'s (and so
+    does ``max_steps``).
     """
     strategy = check_strategy(strategy)
-    n_units = len(intervener.units)
+    n_units = _steps(len(intervener.units), max_steps)
     n = int(np.atleast_2d(scores).shape[0])
     runs = repeats if strategy == "rand" else 1
     errors = np.zeros(n_units + 1)
@@ -133,18 +147,20 @@ def intervention_curves(
     seed: int = 0,
     rand_repeats: int = 5,
     budget: str = "image",
+    max_steps: int | None = None,
 ) -> dict[str, InterventionCurve]:
     """Curves of several strategies on the same images and answers.
 
     ``budget="image"``: every image gets the same number of interventions
     (:func:`intervention_curve`); ``"batch"``: the batch shares them
-    (:func:`batch_intervention_curve`).
+    (:func:`batch_intervention_curve`). ``max_steps`` stops every curve after that
+    many interventions per image (default: every unit).
     """
     if budget not in ("image", "batch"):
         raise ValidationError(f"budget must be 'image' or 'batch', got {budget!r}")
     curve = intervention_curve if budget == "image" else batch_intervention_curve
     return {
-        s: curve(intervener, scores, labels, targets, s, seed, rand_repeats)
+        s: curve(intervener, scores, labels, targets, s, seed, rand_repeats, max_steps)
         for s in (check_strategy(x) for x in strategies)
     }
 

@@ -64,8 +64,10 @@ def test_group_ectp_and_eudtp_are_expectations_over_the_groups_answers(shifted, 
     eudtp = group_criteria("eudtp", *args, mode=mode)
     for u, members in enumerate(units.membership):
         want_ectp, want_eudtp = _brute_force(model, s, proba, v, members, mode == "exclusive")
-        np.testing.assert_allclose(ectp[:, u], want_ectp, rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(eudtp[:, u], want_eudtp, rtol=1e-6, atol=1e-9)
+        # Criteria are O(1); the model's float32 logits leave ~1e-9 of rounding between the
+        # batched formula and the one-answer-at-a-time computation.
+        np.testing.assert_allclose(ectp[:, u], want_ectp, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(eudtp[:, u], want_eudtp, rtol=1e-6, atol=1e-7)
 
 
 def test_outcome_probabilities_and_tables():
