@@ -102,7 +102,10 @@ def fista(
     (the next call's ``L_start``).
     """
     L_max = L + l2
-    L_cur = min(L_max, L_max / 64.0 if L_start is None else L_start + l2)
+    # The carried curvature is the loss part only (the L2 part changes with lambda); it
+    # is floored at L / 1024 like the in-loop decay, since a strong ridge at the previous
+    # lambda can leave it near zero or negative, which made the next solve stop at once.
+    L_cur = min(L_max, L_max / 64.0 if L_start is None else max(L_start, L / 1024.0) + l2)
     Zw = forward(design, W, b)
     Vw, Vb, Zv = W, b, Zw
     t = 1.0
@@ -145,7 +148,7 @@ def fista(
             t = t_new
         W, b, Zw = Wn, bn, Zn
         L_cur = max(L_cur * 0.9, L_max / 1024.0)
-    return W, b, it, Zw, L_cur - l2
+    return W, b, it, Zw, max(L_cur - l2, L / 1024.0)
 
 
 @dataclass
@@ -225,14 +228,19 @@ class PathSolver:
     def solve(self, lam: float, record: bool = True, tol: float | None = None) -> PathStep:
         """Solve at ``lam`` from the current iterate (strong rules + KKT check).
 
-        ``tol`` (default: ``min(self.tol, rel_tol * l1)``) bounds the proximal-gradient
-        mapping and the KKT violation; a looser one suits points that only warm-start.
+        ``tol`` (default: ``min(self.tol, rel_tol * l1)``, or ``l2`` when ``l1`` is 0)
+        bounds the proximal-gradient mapping and the KKT violation; a looser one suits
+        points that only warm-start.
         """
         l1, l2 = lam * self.alpha, lam * (1.0 - self.alpha)
         if tol is None:
             # Relative to the penalty: an absolute band (l1, l1 + tol] of gradients left
             # at zero is wide at small lambdas and makes the support depend on the path.
-            tol = min(self.tol, self.rel_tol * l1) if l1 > 0 else self.tol
+            # A pure ridge path (alpha = 0) scales it by the L2 penalty instead: an
+            # absolute tolerance stopped ill-conditioned ridge fits after one iteration
+            # per lambda, far from the optimum.
+            penalty = l1 if l1 > 0 else l2
+            tol = min(self.tol, self.rel_tol * penalty) if penalty > 0 else self.tol
         thresh = self.alpha * max(2.0 * lam - self.lam_prev, 0.0)
         nonzero = self.W != 0
         # Working set: the strong rule's candidates, at most ``budget`` new entries (the

@@ -122,3 +122,25 @@ def test_many_classes_resident_and_streamed_agree(tmp_path):
     streamed = SparseLinearHead(**kw).fit(np.load(tmp_path / "x.npy", mmap_mode="r"), y)
     assert 2.9 <= full.nec_ <= 3.0
     np.testing.assert_allclose(streamed.coef_, full.coef_, atol=1e-5)
+
+
+
+def test_a_strong_ridge_solve_leaves_a_usable_step_for_the_next_lambda():
+    # A pure L2 path starts at a huge ridge penalty. The loss curvature carried to the
+    # next lambda is (accepted curvature - l2), which once came out <= 0 and stalled every
+    # later solve after one iteration, leaving the "dense" head at its first point.
+    import torch
+
+    from cbm.heads.design import Design, lipschitz
+    from cbm.heads.path import fista
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 12)) * 3 + 1
+    y = torch.as_tensor(rng.integers(0, 3, 300))
+    design = Design(X, torch.device("cpu"), torch.float64)
+    L = lipschitz(design)
+    W0, b0 = torch.zeros(3, 12, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    *_, carried = fista(design, y, W0, b0, 0.0, 1e4 * L, L, 200, 1e-9)
+    assert carried > 0
+    W, b, n_iter, *_ = fista(design, y, W0, b0, 0.0, 1e-3, L, 500, 1e-6, L_start=-L)
+    assert n_iter > 1 and float(W.abs().max()) > 1e-3
