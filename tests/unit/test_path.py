@@ -124,7 +124,6 @@ def test_many_classes_resident_and_streamed_agree(tmp_path):
     np.testing.assert_allclose(streamed.coef_, full.coef_, atol=1e-5)
 
 
-
 def test_a_strong_ridge_solve_leaves_a_usable_step_for_the_next_lambda():
     # A pure L2 path starts at a huge ridge penalty. The loss curvature carried to the
     # next lambda is (accepted curvature - l2), which once came out <= 0 and stalled every
