@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from scipy.special import softmax
 
 import cbm
 from cbm.concepts.bank import ConceptBank
@@ -162,10 +163,7 @@ class ConceptBottleneckModel:
         return self.proba_from_scores(self.concept_scores(embeddings))
 
     def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
-        logits = self.logits_from_scores(scores)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits_from_scores(scores), axis=1)
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """Class indices ``(n,)``."""

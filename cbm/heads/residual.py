@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from cbm.exceptions import ConfigurationError
 from cbm.io import (
@@ -91,10 +92,7 @@ class HybridModel:
         return self.concept_logits(embeddings) + self.residual_logits(embeddings)
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        z = self.logits(embeddings)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(embeddings), axis=1)
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         return self.predict_proba(embeddings).argmax(axis=1)

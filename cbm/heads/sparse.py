@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -359,9 +360,7 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         if logits.ndim == 1:
             p1 = 1.0 / (1.0 + np.exp(-logits))
             return np.column_stack([1 - p1, p1])
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
