@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -137,6 +138,13 @@ def _walk(
             t = pending.pop(0)
             out[t] = last if last is not None else (wall, cpu, float("nan"), nec_of(W), epochs())
         last = (wall, cpu, acc(W, b, Xte, yte), nec_of(W), epochs())
+        # One line per lambda on stderr, so a run of hours shows where it is.
+        print(
+            f"  lambda {lam:.3g}: NEC {last[3]:.2f}, test acc {last[2]:.4f}, "
+            f"epochs {last[4]}, {wall:.0f} s wall / {cpu:.0f} s CPU",
+            file=sys.stderr,
+            flush=True,
+        )
         if not pending:
             break
         if wall > budget:
