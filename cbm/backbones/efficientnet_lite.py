@@ -203,6 +203,6 @@ class EfficientNetLite0Backbone:
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         raise ConfigurationError(
             "EfficientNet-Lite0 is an image-only backbone with no text encoder; build the "
-            "concept bank from example images (cbm.concepts.cav.fit_cav_bank) or an SAE, "
+            "concept bank from example images (cbm.concepts.cav.fit_cavs) or an SAE, "
             "or use a CLIP backbone for text concepts"
         )

@@ -156,9 +156,11 @@ class PathSolver:
     """Runs the path; the estimator in :mod:`cbm.heads.sparse` decides where to stop.
 
     ``solve(lam)`` warm-starts from the previous solution and returns one step.
-    ``max_copy_fraction`` bounds the memory of the active-column copy: when more than
-    this share of the columns is active, FISTA runs on the full design with a mask
-    instead (no copy), so the solver's extra memory stays below the feature matrix.
+    With a resident design, many classes and a sparse mask, FISTA runs on
+    :class:`~cbm.heads.operators.ClassSparse` products over one feature-major copy of
+    the whole design (made once per fit: 1x the features). Otherwise
+    ``max_copy_fraction`` bounds the active-column copy: when more than this share of
+    the columns is active, FISTA runs on the full design with a mask instead (no copy).
     """
 
     design: Design

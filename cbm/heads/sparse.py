@@ -4,10 +4,12 @@ NEC (number of effective concepts) = non-zero weights / number of classes, the
 sparsity measure the CBM literature reports accuracy at (NEC = 5 is the common
 reference). The head walks the elastic-net regularisation path of
 :mod:`cbm.heads.path` from ``lambda_max`` down with warm starts and stops where the
-selection rule says: the densest head with NEC at most ``target_nec`` (bisecting the
-last interval so the NEC lands on the target), an exact budget of ``max_per_class``
-concepts per class, or the best validation accuracy. The chosen support can be refitted
-without the L1 shrinkage ("debiasing"); both accuracies are kept in ``selection_``.
+selection rule says: the densest head with NEC at most ``target_nec`` (few extrapolated
+path points, then safeguarded secant steps so the NEC lands on the target:
+:mod:`cbm.heads.walk`), an exact budget of ``max_per_class`` concepts per class, or the
+best validation accuracy (both on the fixed geometric grid). The chosen support can be
+refitted without the L1 shrinkage ("debiasing"); both accuracies are kept in
+``selection_``.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class SparseLinearHead(ClassifierMixin, BaseEstimator):
         Wanted number of effective concepts per class: the head takes the weakest
         penalty whose NEC is at most this. ``None`` fits at ``C`` directly.
     C
-        Inverse regularisation strength when ``target_nec`` is ``None`` (scikit-learn's
-        convention: ``lambda = 1 / (C * n_samples)``).
+        Inverse regularisation strength when ``target_nec`` is ``None`` and
+        ``selection="nec"`` (scikit-learn's convention: ``lambda = 1 / (C * n_samples)``).
     l1_ratio
         Elastic-net mixing ``alpha``: 1 is the lasso, 0 ridge (not sparse).
     max_per_class

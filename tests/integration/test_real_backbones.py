@@ -43,8 +43,11 @@ def test_efficientnet_protocol_and_identity(effnet, tmp_path: Path) -> None:
     assert emb.shape == (3, 1280) and np.isfinite(emb).all()
     pil = effnet.encode_images([Image.fromarray(a) for a in arr])
     assert np.corrcoef(emb.ravel(), pil.ravel())[0, 1] > 0.95  # same preprocessing route
-    with pytest.raises(ConfigurationError, match="image-only"):
+    with pytest.raises(ConfigurationError, match="image-only") as err:
         effnet.encode_texts(["a dog"])
+    import cbm.concepts.cav as cav  # the function the message sends the user to exists
+
+    assert hasattr(cav, str(err.value).split("cbm.concepts.cav.")[1].split(")")[0])
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
     from cbm.backbones.efficientnet_lite import EfficientNetLite0Backbone
 
