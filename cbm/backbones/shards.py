@@ -3,10 +3,11 @@
 A dataset of ``n`` images is cut into ``ceil(n / batch_size)`` batches, and the batches
 are dealt out to ``num_shards`` contiguous shards. Because every batch holds the same
 images whether the run is sharded or not, the concatenated shards are *bitwise* equal
-to an unsharded extraction. Each shard is written atomically to a file whose name
-carries a hash of everything that determines it (backbone identity with its weights
-hash and preprocessing, dataset content fingerprint, shard layout, batch size, cbm
-version), so:
+to an unsharded extraction on the same kind of device with the same thread count (the
+key does not record threads: a different CPU thread count changes the last bits). Each
+shard is written atomically to a file whose name carries a hash of everything that
+determines it (backbone identity with its weights hash and preprocessing, dataset
+content fingerprint, shard layout, batch size, cbm version), so:
 
 * any launcher can run shards (a Slurm array, ``torchrun`` ranks, Ray tasks): each
   worker calls :func:`extract_shard` with its own index and writes one file;
