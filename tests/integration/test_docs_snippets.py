@@ -4,13 +4,14 @@ Every ```python block of README.md and of the docs listed in ``PYTHON_DOCS`` is 
 in a fresh namespace with a temporary working directory. A block that needs names the
 guide's prose says it assumes (a fitted model, training scores, ...) gets them from
 ``ASSUMES``, keyed on a marker text of the block; a block whose data is absent here is
-skipped only through ``NEEDS``, with the reason. An unknown block fails the test, so a new
-block is never skipped silently.
+skipped only through ``NEEDS``, with the reason. A new block that uses names it does not
+define fails with a NameError, so none is skipped silently. The README's quick start runs
+on fewer images in the default lane (``README_SMALLER``) and as written in the slow lane.
 
 Every ``cbm ...`` command line of README.md and of the docs in ``CLI_DOCS`` (in shell
 blocks, and in inline code spans) must name a real subcommand and only real options;
 each one with arguments (and no ``...``) is parsed in full by click: arity, types,
-ranges, required arguments and options.
+ranges, required arguments and options. Relative links and images of those docs exist.
 """
 
 from __future__ import annotations
@@ -285,3 +286,16 @@ def test_cbm_command_line_parses(args: list[str], where: str) -> None:
         # click parses it as a shell would pass it: arity, types, ranges, required values
         with command.make_context(path, list(rest)) as ctx:
             assert ctx.params is not None
+
+
+# ---- links ---------------------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("doc", CLI_DOCS)
+def test_relative_links_and_images_exist(doc: str) -> None:
+    path = ROOT / doc
+    targets = [t for t in LINK.findall(path.read_text(encoding="utf-8")) if "://" not in t]
+    missing = [t for t in targets if not (path.parent / t).exists()]
+    assert not missing, f"{doc} links to files that do not exist: {missing}"
