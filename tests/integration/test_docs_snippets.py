@@ -299,3 +299,12 @@ def test_relative_links_and_images_exist(doc: str) -> None:
     targets = [t for t in LINK.findall(path.read_text(encoding="utf-8")) if "://" not in t]
     missing = [t for t in targets if not (path.parent / t).exists()]
     assert not missing, f"{doc} links to files that do not exist: {missing}"
+
+
+SCRIPT = re.compile(r"python3? ((?:benchmarks|notebooks|tests|scripts)/[\w/]+\.py)")
+
+
+@pytest.mark.parametrize("doc", CLI_DOCS)
+def test_scripts_the_docs_run_exist(doc: str) -> None:
+    scripts = SCRIPT.findall((ROOT / doc).read_text(encoding="utf-8"))
+    assert not [s for s in scripts if not (ROOT / s).is_file()], scripts
