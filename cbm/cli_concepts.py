@@ -30,9 +30,8 @@ def _read_lines(path: Path) -> list[str]:
 
 def _load_bank(spec: str) -> ConceptBank:
     from cbm.concepts import ConceptBank
-    from cbm.concepts.sources import load_text_bank
 
-    return load_text_bank(spec) if spec.endswith(".txt") else ConceptBank.load(spec)
+    return ConceptBank.load(spec)  # JSON, hand-written .txt or shipped name
 
 
 @concepts_app.command()
@@ -143,6 +142,7 @@ def filter_cmd(
             steps.append(TooSimilarToClass(_read_lines(classes), embedder, class_sim))
         steps.append(NearDuplicates(embedder, dup_sim))
         filtered, report = filter_bank(source, steps)
+        kept = len(filtered)
         if budget:
             filtered = select_bank(filtered, embedder, budget)
     except CBMError as err:
@@ -156,7 +156,7 @@ def filter_cmd(
         table.add_row(step, str(n_in), str(n_out), examples)
     console.print(table)
     filtered.save(out)
-    extra = f", then {budget} selected" if budget else ""
+    extra = f" ({kept} after filtering, selected with budget {budget})" if budget else ""
     console.print(f"wrote [bold]{out}[/]: {len(filtered)} concepts{extra}")
 
 

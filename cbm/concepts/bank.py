@@ -140,8 +140,14 @@ class ConceptBank:
 
     @classmethod
     def load(cls, path: str | Path) -> ConceptBank:
-        """Load a bank from a JSON file, or a shipped bank by name (e.g. ``"shapes"``)."""
+        """Load a bank from a JSON file, a hand-written ``.txt`` bank
+        (:func:`cbm.concepts.sources.load_text_bank`), or a shipped bank by name
+        (e.g. ``"shapes"``)."""
         p = Path(path)
+        if p.suffix == ".txt":
+            from cbm.concepts.sources import load_text_bank  # sources imports this module
+
+            return load_text_bank(p)
         if not p.suffix and not p.exists():
             shipped = builtin_dir() / f"{p.name}.json"
             if not shipped.is_file():

@@ -55,3 +55,22 @@ def test_cli_filter_reports_class_names_and_near_duplicates(minilm, tmp_path: Pa
     assert kept.concepts == ("whiskers", "pointed ears", "cargo bed", "large wheels")
     assert "class name 'cat'" in result.output and "similarity" in result.output
     assert [f["out"] for f in kept.provenance["filters"]] == [7, 6, 4]
+
+
+def test_cli_filter_budget_above_the_kept_count_says_how_many_it_wrote(
+    minilm, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cbm.cli import app
+
+    bank = tmp_path / "bank.txt"
+    bank.write_text("@ cat\nfeature: whiskers; pointed ears\n@ truck\nfeature: cargo bed\n")
+    out = tmp_path / "selected.json"
+    result = CliRunner().invoke(
+        app, ["concepts", "filter", str(bank), "--budget", "50", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    # it used to print "3 concepts, then 50 selected"
+    assert "3 concepts (3 after filtering, selected with budget 50)" in text, text

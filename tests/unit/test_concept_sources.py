@@ -31,6 +31,18 @@ def test_hand_written_format_with_groups_prompts_and_class_blocks() -> None:
     assert bank.provenance["concept_classes"]["red crown"] == ["cardinal", "blue jay"]
 
 
+def test_concept_bank_load_reads_a_hand_written_txt_file(tmp_path: Path) -> None:
+    # docs/concepts.md: a hand-written .txt bank loads wherever a bank file is accepted
+    path = tmp_path / "my-birds.txt"
+    path.write_text("name: my-birds\n[colour]\nred crown\nwing bars | a bird with wing bars\n")
+    bank = ConceptBank.load(path)
+    assert bank.name == "my-birds"
+    assert bank.concepts == ("red crown", "wing bars")
+    assert bank.prompts[1] == "a bird with wing bars"
+    with pytest.raises(ArtefactError, match="does not exist"):
+        ConceptBank.load(tmp_path / "missing.txt")
+
+
 def test_hand_written_format_errors_name_the_line() -> None:
     with pytest.raises(ValidationError, match="<text>:2: inside a class block"):
         parse_text_bank("@ cat\nwhiskers\n")
