@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         except ImportError:
             console.print(
                 "[bold red]error:[/] the workbench needs Streamlit: "
-                "pip install 'cbm-workbench[app]'"
+                "pip install -e '.[app]' in the cbm checkout"
             )
             raise typer.Exit(code=1) from None
         if model_dir is not None and not (model_dir / "config.json").is_file():

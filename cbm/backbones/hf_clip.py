@@ -72,7 +72,8 @@ class HFCLIPBackbone:
             from transformers import AutoConfig, AutoModel, AutoTokenizer
         except ImportError as err:
             raise ConfigurationError(
-                "Hugging Face backbones need transformers: pip install 'cbm-workbench[hf]'"
+                "Hugging Face backbones need transformers: "
+                "pip install -e '.[hf]' in the cbm checkout"
             ) from err
         source = str(model)
         is_dir = Path(source).is_dir()

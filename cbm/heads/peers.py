@@ -1,6 +1,6 @@
 """glm-saga, the peer solver, driven on our problems (benchmarks and agreement tests).
 
-glm-saga (``pip install cbm-workbench[bench]``) is what Label-free CBM and VLG-CBM fit
+glm-saga (``pip install -e '.[bench]'``) is what Label-free CBM and VLG-CBM fit
 their sparse heads with. It is imported lazily: cbm itself does not need it.
 """
 
