@@ -33,14 +33,16 @@ TARGET_MS = 200.0
 
 
 def build_model(directory: Path, k: int, classes: int, n: int, dim: int = 64) -> Path:
-    """Fit a sparse head over ``k`` concept scores for ``classes`` classes and save it."""
+    """Fit a dense head over ``k`` concept scores for ``classes`` classes and save it."""
     rng = np.random.default_rng(0)
     concepts = rng.standard_normal((k, dim)).astype(np.float32)
     centres = rng.standard_normal((classes, dim))
     y = rng.integers(0, classes, 2 * n)
     X = (centres[y] + 0.8 * rng.standard_normal((2 * n, dim))).astype(np.float32)
     bank = ConceptBank("bench", tuple(f"concept {i}" for i in range(k)))
-    head = SparseLinearHead(target_nec=None, C=0.1, max_iter=10, tol=1e-2)
+    # A dense head (L2 only): every concept weighs on every class, the worst case for a
+    # re-render (a sparse head at NEC 5 would touch a fraction of the weights).
+    head = SparseLinearHead(target_nec=None, C=1.0, l1_ratio=0.0, max_iter=50, tol=1e-2)
     with threadpool_limits(limits=1):
         model = ConceptBottleneckModel(
             bank,
