@@ -8,13 +8,13 @@ area under them, and how many interventions they need to halve the error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cbm.exceptions import ValidationError
-from cbm.interventions.procedure import Intervener
+from cbm.interventions.procedure import Intervener, Selection
 from cbm.interventions.strategies import STRATEGIES, check_strategy
 
 
@@ -99,12 +99,13 @@ def intervention_curve(
     """
     strategy = check_strategy(strategy)
     n_units = _steps(len(intervener.units), max_steps)
-    runs = repeats if strategy == "rand" else 1
-    errors = np.zeros(n_units + 1)
-    for r in range(max(1, runs)):
-        sel = intervener.select(scores, strategy, n_units, targets, labels, seed=seed + r)
-        errors += sel.errors if sel.errors is not None else 0.0
-    return InterventionCurve(strategy, intervener.granularity, errors / max(1, runs))
+    return _mean_curve(
+        intervener,
+        strategy,
+        n_units,
+        repeats,
+        lambda r: intervener.select(scores, strategy, n_units, targets, labels, seed=seed + r),
+    )
 
 
 def batch_intervention_curve(
@@ -128,14 +129,33 @@ def batch_intervention_curve(
     strategy = check_strategy(strategy)
     n_units = _steps(len(intervener.units), max_steps)
     n = int(np.atleast_2d(scores).shape[0])
-    runs = repeats if strategy == "rand" else 1
-    errors = np.zeros(n_units + 1)
-    for r in range(max(1, runs)):
-        sel = intervener.select_batch(
+    return _mean_curve(
+        intervener,
+        strategy,
+        n_units,
+        repeats,
+        lambda r: intervener.select_batch(
             scores, strategy, n * n_units, targets, n_units, seed + r, labels
-        )
-        errors += sel.errors if sel.errors is not None else 0.0
-    return InterventionCurve(strategy, intervener.granularity, errors / max(1, runs))
+        ),
+    )
+
+
+def _mean_curve(
+    intervener: Intervener,
+    strategy: str,
+    n_units: int,
+    repeats: int,
+    run: Callable[[int], Selection],
+) -> InterventionCurve:
+    """Average the error curves of ``run(seed offset)`` over ``repeats`` runs (``rand``
+    only; the informed strategies are deterministic, so they run once)."""
+    runs = max(1, repeats if strategy == "rand" else 1)
+    errors = np.zeros(n_units + 1)
+    for r in range(runs):
+        sel = run(r)
+        if sel.errors is not None:
+            errors += sel.errors
+    return InterventionCurve(strategy, intervener.granularity, errors / runs)
 
 
 def intervention_curves(
