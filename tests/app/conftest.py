@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workbench_models import synthetic_model_dir  # noqa: E402
+from workbench_models import synthetic_model_dir, tiny_shapes_model  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,25 +41,11 @@ def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip(f"the shipped tiny-CLIP weights are missing ({WEIGHTS_PATH})")
-    from threadpoolctl import threadpool_limits
-
-    from cbm.concepts import ConceptBank
     from cbm.data.shapes import ShapesWorld
-    from cbm.heads import SparseLinearHead
-    from cbm.model import ConceptBottleneckModel
 
     world = ShapesWorld(seed=0)
-    train = world.sample(400, "train")
     backbone = OpenCLIPBackbone(device="cpu")
-    bank = ConceptBank.load("shapes")
-    with threadpool_limits(limits=1):
-        model = ConceptBottleneckModel(
-            bank,
-            backbone.encode_texts(bank.prompts),
-            backbone.identity(),
-            world.class_names,
-            SparseLinearHead(target_nec=None, C=0.1, max_iter=200),
-        ).fit(backbone.encode_images(train.images), train.labels)
+    model = tiny_shapes_model(backbone, world, n_train=400, max_iter=200)
     # Embedded through the cache, so the app's regeneration of this split is a cache hit.
     test = world.sample(120, "test")
     emb_test = embed_images(backbone, test.images, EmbeddingCache())

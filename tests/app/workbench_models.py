@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,3 +79,24 @@ def find_flip(model_dir: Path, index: int) -> tuple[int, str, str] | None:
             if new != base:
                 return int(j), how, model.class_names[new]
     return None
+
+
+def tiny_shapes_model(
+    backbone: Any, world: Any, n_train: int, max_iter: int
+) -> ConceptBottleneckModel:
+    """A shapes-world model on the shipped tiny CLIP ``backbone`` with the shipped bank.
+
+    One head fit at a fixed C (no NEC search) keeps it cheap enough for the default lane.
+    """
+    from threadpoolctl import threadpool_limits
+
+    bank = ConceptBank.load("shapes")
+    train = world.sample(n_train, "train")
+    with threadpool_limits(limits=1):
+        return ConceptBottleneckModel(
+            bank,
+            backbone.encode_texts(bank.prompts),
+            backbone.identity(),
+            world.class_names,
+            SparseLinearHead(target_nec=None, C=0.1, max_iter=max_iter),
+        ).fit(backbone.encode_images(train.images), train.labels)

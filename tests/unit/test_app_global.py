@@ -24,7 +24,7 @@ from cbm.interventions import STRATEGIES, intervention_curves
 from cbm.model import ConceptBottleneckModel
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "app"))
-from workbench_models import synthetic_model_dir  # noqa: E402
+from workbench_models import synthetic_model_dir, tiny_shapes_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -168,25 +168,16 @@ def test_tiny_clip_maps_point_at_the_shape() -> None:
 
     from cbm.backbones import OpenCLIPBackbone
     from cbm.backbones.tiny_clip import WEIGHTS_PATH
-    from cbm.concepts import ConceptBank
     from cbm.data.shapes import CONCEPTS, ShapesWorld
-    from cbm.heads import SparseLinearHead
     from cbm.metrics.localisation import pointing_game, upsample_maps
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip(f"the shipped tiny-CLIP weights are missing ({WEIGHTS_PATH})")
     world = ShapesWorld(seed=0)
     backbone = OpenCLIPBackbone(device="cpu")
-    bank = ConceptBank.load("shapes")
-    train = world.sample(100, "train")
+    model = tiny_shapes_model(backbone, world, n_train=100, max_iter=50)
+    bank = model.bank
     with threadpool_limits(limits=1):
-        model = ConceptBottleneckModel(
-            bank,
-            backbone.encode_texts(bank.prompts),
-            backbone.identity(),
-            world.class_names,
-            SparseLinearHead(target_nec=None, C=0.1, max_iter=50),
-        ).fit(backbone.encode_images(train.images), train.labels)
         assert maps_unavailable(model, backbone) is None
         test = world.sample(12, "test", masks=True)
         assert test.masks is not None
