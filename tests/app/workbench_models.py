@@ -1,4 +1,4 @@
-"""Synthetic saved models for the workbench tests (no backbone needed)."""
+"""Saved models for the workbench tests: synthetic ones (no backbone) and a tiny shapes one."""
 
 from __future__ import annotations
 
